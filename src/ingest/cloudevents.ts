@@ -1,0 +1,113 @@
+import { HubError } from '../errors/hub-error.ts';
+import type { EventAttributes } from '../store/types.ts';
+import { isJsonMediaType, validateAttributes } from './attributes.ts';
+import { arrayElements, JsonShapeError, objectMembers, type Span } from './json-spans.ts';
+
+/** One decoded event: its attributes and the exact bytes of its data. */
+export interface ParsedEvent {
+  attributes: EventAttributes;
+  contentType: string;
+  body: Buffer;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Parses a JSON document from bytes: UTF-8 only, a leading BOM tolerated. Returns the parsed value and the byte offset past the BOM. */
+function parseJsonBytes(raw: Buffer, maxDepth: number): { value: unknown; offset: number } {
+  const offset = raw.length >= 3 && raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf ? 3 : 0;
+  let text: string;
+  try {
+    text = utf8.decode(offset ? raw.subarray(offset) : raw);
+  } catch {
+    throw new HubError('malformed-json', 'the body is not valid UTF-8');
+  }
+  if (text.trim().length === 0) throw new HubError('malformed-json', 'the body is empty');
+  try {
+    return { value: JSON.parse(text), offset };
+  } catch (e) {
+    if (e instanceof RangeError) throw new HubError('malformed-json', `the JSON is nested deeper than ${maxDepth} levels`);
+    throw new HubError('malformed-json', `the body is not valid JSON: ${(e as Error).message.slice(0, 200)}`);
+  }
+}
+
+/** Structured mode: one event as application/cloudevents+json. */
+export function parseStructured(raw: Buffer, maxDepth: number): ParsedEvent {
+  const { value, offset } = parseJsonBytes(raw, maxDepth);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new HubError('invalid-event', 'a structured CloudEvent is a JSON object');
+  }
+  return eventFromObject(raw, { start: offset, end: raw.length }, value as Record<string, unknown>, maxDepth);
+}
+
+/** Batch mode: an array of events; each is parsed (and may fail) on its own. */
+export function parseBatch(raw: Buffer, maxDepth: number, maxEvents: number): Array<ParsedEvent | HubError> {
+  const { value, offset } = parseJsonBytes(raw, maxDepth);
+  if (!Array.isArray(value)) throw new HubError('invalid-event', 'a CloudEvents batch is a JSON array');
+  if (value.length === 0) throw new HubError('invalid-event', 'the batch is empty');
+  if (value.length > maxEvents) throw new HubError('payload-too-large', `a batch holds at most ${maxEvents} events; this one has ${value.length}`);
+  let spans: Span[];
+  try {
+    spans = arrayElements(raw, { start: offset, end: raw.length }, maxDepth);
+  } catch (e) {
+    throw shapeError(e);
+  }
+  return value.map((item, i) => {
+    try {
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new HubError('invalid-event', 'each batch item is a JSON object');
+      return eventFromObject(raw, spans[i]!, item as Record<string, unknown>, maxDepth - 1);
+    } catch (e) {
+      if (e instanceof HubError) return e;
+      throw e;
+    }
+  });
+}
+
+function shapeError(e: unknown): HubError {
+  if (e instanceof JsonShapeError) return new HubError('malformed-json', e.message);
+  throw e;
+}
+
+function eventFromObject(raw: Buffer, span: Span, obj: Record<string, unknown>, maxDepth: number): ParsedEvent {
+  let members;
+  try {
+    members = objectMembers(raw, span, maxDepth);
+  } catch (e) {
+    throw shapeError(e);
+  }
+  const { data, data_base64: dataBase64, ...rest } = obj;
+  const attributes = validateAttributes(rest);
+  const declared = typeof attributes.datacontenttype === 'string' ? attributes.datacontenttype : undefined;
+  if (data !== undefined && dataBase64 !== undefined) throw new HubError('invalid-event', 'an event carries data or data_base64, not both');
+  if (dataBase64 !== undefined) {
+    if (typeof dataBase64 !== 'string' || !/^[A-Za-z0-9+/\r\n]*={0,2}$/.test(dataBase64)) throw new HubError('invalid-event', 'data_base64 must be a base64 string');
+    return { attributes, contentType: declared ?? 'application/octet-stream', body: Buffer.from(dataBase64, 'base64') };
+  }
+  if (data === undefined || data === null) {
+    return { attributes, contentType: declared ?? 'application/json', body: data === null ? Buffer.from('null') : Buffer.alloc(0) };
+  }
+  const contentType = declared ?? 'application/json';
+  if (!isJsonMediaType(contentType)) {
+    if (typeof data !== 'string') throw new HubError('invalid-event', `data of type ${contentType} must be a JSON string (or use data_base64)`);
+    return { attributes, contentType, body: Buffer.from(data, 'utf8') };
+  }
+  const member = members.find((m) => m.key === 'data')!;
+  return { attributes, contentType, body: Buffer.from(raw.subarray(member.value.start, member.value.end)) };
+}
+
+/** Binary mode: attributes from ce-* headers (percent-decoded), data = the body as sent. */
+export function attributesFromHeaders(headers: Record<string, string | string[] | undefined>, contentType: string | undefined): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (!name.startsWith('ce-') || value === undefined) continue;
+    const attr = name.slice(3);
+    if (Array.isArray(value)) throw new HubError('invalid-event', `the header '${name}' is given more than once`);
+    try {
+      raw[attr] = decodeURIComponent(value);
+    } catch {
+      throw new HubError('invalid-event', `the header '${name}' is not valid percent-encoded UTF-8`);
+    }
+  }
+  if (raw.datacontenttype !== undefined) throw new HubError('invalid-event', 'in binary mode the data content type is the Content-Type header, not ce-datacontenttype');
+  if (contentType) raw.datacontenttype = contentType;
+  return raw;
+}

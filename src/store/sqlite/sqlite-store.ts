@@ -1,0 +1,367 @@
+import type Database from 'better-sqlite3';
+import type { Store } from '../store.ts';
+import type {
+  AckResult, AttemptRecord, AttemptResult, ClaimedDelivery, DeliveryRecord, IngestResult, KeyRecord,
+  MessageRecord, MeterEntry, NewMessage, ParticipantRecord, RouteRule, StoredReceiver,
+} from '../types.ts';
+import { openDatabase } from './database.ts';
+import { WriteQueue } from './write-queue.ts';
+import {
+  toAttempt, toDelivery, toKey, toMessage, toMeter, toParticipant,
+  type AttemptRow, type DeliveryRow, type KeyRow, type MessageRow, type MeterRow, type ParticipantRow,
+} from './rows.ts';
+
+export function webhookIdFor(sequence: number, receiver: string): string {
+  return `msg_${sequence}_${receiver}`;
+}
+
+/** The embedded store: one SQLite file, WAL, synchronous=FULL, writes group-committed. */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private readonly writes: WriteQueue;
+  private readonly sql;
+
+  constructor(file: string) {
+    this.db = openDatabase(file);
+    this.writes = new WriteQueue(this.db);
+    this.sql = prepareStatements(this.db);
+  }
+
+  async close(): Promise<void> {
+    this.writes.close();
+    if (this.db.open) this.db.close();
+  }
+
+  /** The raw connection, for tests and benchmarks that inspect the file. */
+  get database(): Database.Database { return this.db; }
+
+  // ---- ingest ----
+
+  commitMessages(messages: NewMessage[]): Promise<IngestResult[]> {
+    return this.writes.run(() => messages.map((m) => this.commitOne(m)));
+  }
+
+  private commitOne(m: NewMessage): IngestResult {
+    const existing = this.sql.messageBySourceId.get(m.source, m.id) as MessageRow | undefined;
+    if (existing) {
+      const message = toMessage(existing);
+      if (existing.fingerprint !== m.fingerprint) return { kind: 'conflict', message };
+      const receivers = (this.sql.originalReceivers.all(existing.sequence) as Array<{ receiver: string }>).map((r) => r.receiver);
+      return { kind: 'duplicate', message, receivers };
+    }
+    const row = this.sql.insertMessage.get({
+      source: m.source, id: m.id, type: m.type, subject: m.subject, time: m.time,
+      attributes: JSON.stringify(m.attributes), content_type: m.contentType, size: m.size, sha256: m.sha256,
+      fingerprint: m.fingerprint, received_at: m.receivedAt, body_kind: m.body.kind,
+      body_key: m.body.kind === 'file' ? m.body.key : null,
+    }) as MessageRow;
+    if (m.body.kind === 'inline') this.sql.insertBody.run(row.sequence, m.inlineBody ?? Buffer.alloc(0));
+    for (const r of m.receivers) {
+      this.sql.insertDelivery.run({
+        sequence: row.sequence, receiver: r.receiver, mode: r.mode, subject: m.subject, created_at: m.receivedAt,
+        webhook_id: webhookIdFor(row.sequence, r.receiver), resend_of: null,
+      });
+    }
+    return { kind: 'accepted', message: toMessage(row), receivers: m.receivers.map((r) => r.receiver) };
+  }
+
+  async getMessage(sequence: number): Promise<MessageRecord | null> {
+    const row = this.sql.messageBySequence.get(sequence) as MessageRow | undefined;
+    return row ? toMessage(row) : null;
+  }
+
+  async readInlineBody(sequence: number): Promise<Buffer | null> {
+    const row = this.sql.bodyBySequence.get(sequence) as { data: Buffer } | undefined;
+    return row ? row.data : null;
+  }
+
+  async getDeliveries(sequence: number): Promise<DeliveryRecord[]> {
+    return (this.sql.deliveriesOfMessage.all(sequence) as DeliveryRow[]).map(toDelivery);
+  }
+
+  async getDelivery(id: number): Promise<DeliveryRecord | null> {
+    const row = this.sql.deliveryById.get(id) as DeliveryRow | undefined;
+    return row ? toDelivery(row) : null;
+  }
+
+  async getAttempts(sequence: number): Promise<AttemptRecord[]> {
+    return (this.sql.attemptsOfMessage.all(sequence) as AttemptRow[]).map(toAttempt);
+  }
+
+  // ---- participants and keys ----
+
+  upsertParticipant(id: string, name: string, receiver: StoredReceiver | null, now: number): Promise<{ created: boolean; record: ParticipantRecord }> {
+    return this.writes.run(() => {
+      const before = this.sql.participantById.get(id) as ParticipantRow | undefined;
+      const row = this.sql.upsertParticipant.get({ id, name, receiver: receiver ? JSON.stringify(receiver) : null, now }) as ParticipantRow;
+      return { created: !before || before.deleted_at !== null, record: toParticipant(row) };
+    });
+  }
+
+  async getParticipant(id: string, includeDeleted = false): Promise<ParticipantRecord | null> {
+    const row = this.sql.participantById.get(id) as ParticipantRow | undefined;
+    if (!row || (row.deleted_at !== null && !includeDeleted)) return null;
+    return toParticipant(row);
+  }
+
+  async listParticipants(): Promise<ParticipantRecord[]> {
+    return (this.sql.listParticipants.all() as ParticipantRow[]).map(toParticipant);
+  }
+
+  deleteParticipant(id: string, now: number): Promise<boolean> {
+    return this.writes.run(() => {
+      const changed = this.sql.deleteParticipant.run(now, id).changes > 0;
+      if (changed) this.sql.revokeKeysOf.run(now, id);
+      return changed;
+    });
+  }
+
+  insertKey(key: KeyRecord): Promise<void> {
+    return this.writes.run(() => {
+      this.sql.insertKey.run({ id: key.id, participant: key.participant, role: key.role, hash: key.hash, created_at: key.createdAt, revoked_at: key.revokedAt });
+    });
+  }
+
+  async findKeyByHash(hash: string): Promise<KeyRecord | null> {
+    const row = this.sql.keyByHash.get(hash) as KeyRow | undefined;
+    return row ? toKey(row) : null;
+  }
+
+  async listKeys(participant: string): Promise<KeyRecord[]> {
+    return (this.sql.keysOf.all(participant) as KeyRow[]).map(toKey);
+  }
+
+  revokeKey(participant: string | null, keyId: string, now: number): Promise<boolean> {
+    return this.writes.run(() => this.sql.revokeKey.run({ now, id: keyId, participant }).changes > 0);
+  }
+
+  async countAdminKeys(): Promise<number> {
+    return (this.sql.countAdminKeys.get() as { n: number }).n;
+  }
+
+  // ---- routing ----
+
+  async getRoutes(): Promise<{ rules: RouteRule[]; version: number }> {
+    const row = this.sql.latestRoutes.get() as { version: number; rules: string } | undefined;
+    return row ? { rules: JSON.parse(row.rules), version: row.version } : { rules: [], version: 0 };
+  }
+
+  setRoutes(rules: RouteRule[], now: number): Promise<number> {
+    return this.writes.run(() => (this.sql.insertRoutes.get(JSON.stringify(rules), now) as { version: number }).version);
+  }
+
+  upsertMeters(entries: MeterEntry[]): Promise<number> {
+    return this.writes.run(() => {
+      for (const e of entries) {
+        this.sql.upsertMeter.run({ meter: e.meter, role: e.role, participant: e.participant, valid_from: e.validFrom ?? 0, valid_to: e.validTo });
+      }
+      return entries.length;
+    });
+  }
+
+  async getMeterEntries(meter: string, at: number | null): Promise<MeterEntry[]> {
+    const rows = (at === null ? this.sql.meterAll.all(meter) : this.sql.meterAt.all(meter, at, at)) as MeterRow[];
+    return rows.map(toMeter);
+  }
+
+  // ---- push delivery ----
+
+  async receiversWithDuePush(now: number, limit: number): Promise<string[]> {
+    return (this.sql.pushReceivers.all(now, limit) as Array<{ receiver: string }>).map((r) => r.receiver);
+  }
+
+  claimPush(receiver: string, limit: number, now: number, leaseUntil: number, token: string): Promise<ClaimedDelivery[]> {
+    return this.writes.run(() => {
+      const rows = this.sql.claimPush.all({ receiver, limit, now, lease_until: leaseUntil, token }) as DeliveryRow[];
+      return rows.map(toDelivery).sort(bySequence) as ClaimedDelivery[];
+    });
+  }
+
+  recordPushResults(results: Array<{ delivery: ClaimedDelivery; result: AttemptResult }>): Promise<boolean[]> {
+    return this.writes.run(() => results.map(({ delivery: d, result: r }) => {
+      const outcome = r.kind === 'delivered' ? 'delivered' : r.kind === 'dead' ? 'dead' : 'failed';
+      const error = r.kind === 'delivered' ? null : r.error;
+      this.sql.insertAttempt.run({ delivery_id: d.id, sequence: d.sequence, receiver: d.receiver, started_at: r.at, outcome, status: r.status, latency_ms: r.latencyMs, error });
+      const common = { id: d.id, token: d.leaseToken, status: r.status, error, at: r.at + r.latencyMs };
+      switch (r.kind) {
+        case 'delivered': return this.sql.markDelivered.run(common).changes > 0;
+        case 'retry': return this.sql.markRetry.run({ ...common, next: r.nextAttemptAt }).changes > 0;
+        case 'dead': return this.sql.markDead.run(common).changes > 0;
+      }
+    }));
+  }
+
+  async nextPushDueAt(): Promise<number | null> {
+    return (this.sql.nextPushDue.get() as { t: number | null }).t;
+  }
+
+  // ---- pull inbox ----
+
+  leasePull(receiver: string, max: number, now: number, leaseUntil: number, maxReceives: number): Promise<ClaimedDelivery[]> {
+    return this.writes.run(() => {
+      const token = `${now.toString(36)}${Math.random().toString(36).slice(2)}`;
+      const rows = this.sql.leasePull.all({ receiver, limit: max, now, lease_until: leaseUntil, token: randomToken(token) }) as DeliveryRow[];
+      for (const r of rows) {
+        this.sql.insertAttempt.run({ delivery_id: r.id, sequence: r.sequence, receiver, started_at: now, outcome: 'leased', status: null, latency_ms: null, error: null });
+      }
+      void maxReceives;
+      return rows.map(toDelivery).sort(bySequence) as ClaimedDelivery[];
+    });
+  }
+
+  ackPull(receiver: string, leases: string[], now: number): Promise<AckResult[]> {
+    return this.writes.run(() => leases.map((lease) => {
+      const row = this.sql.ackPull.get({ receiver, token: lease, now }) as DeliveryRow | undefined;
+      if (!row) return { lease, result: 'expired' as const };
+      this.sql.insertAttempt.run({ delivery_id: row.id, sequence: row.sequence, receiver, started_at: now, outcome: 'acked', status: null, latency_ms: null, error: null });
+      return { lease, result: 'acked' as const };
+    }));
+  }
+
+  nackPull(receiver: string, leases: string[], now: number, nextAttemptAt: number): Promise<AckResult[]> {
+    return this.writes.run(() => leases.map((lease) => {
+      const row = this.sql.nackPull.get({ receiver, token: lease, now, next: nextAttemptAt }) as DeliveryRow | undefined;
+      if (!row) return { lease, result: 'expired' as const };
+      this.sql.insertAttempt.run({ delivery_id: row.id, sequence: row.sequence, receiver, started_at: now, outcome: 'nacked', status: null, latency_ms: null, error: 'nacked by receiver' });
+      return { lease, result: 'acked' as const };
+    }));
+  }
+
+  // ---- maintenance ----
+
+  rescueExpiredPush(now: number): Promise<number> {
+    return this.writes.run(() => {
+      const rows = this.sql.rescuePush.all(now) as DeliveryRow[];
+      for (const r of rows) {
+        this.sql.insertAttempt.run({ delivery_id: r.id, sequence: r.sequence, receiver: r.receiver, started_at: now, outcome: 'lease-lost', status: null, latency_ms: null, error: 'lease expired before the attempt was recorded (the hub stopped mid-attempt)' });
+      }
+      return rows.length;
+    });
+  }
+
+  expirePullLeases(now: number, maxReceivesFor: (receiver: string) => number): Promise<{ released: number; dead: DeliveryRecord[] }> {
+    return this.writes.run(() => {
+      const expired = this.sql.expiredPull.all(now) as DeliveryRow[];
+      const dead: DeliveryRecord[] = [];
+      let released = 0;
+      for (const r of expired) {
+        const exhausted = r.receives >= maxReceivesFor(r.receiver);
+        const reason = exhausted ? `lease expired without an ack, receive limit (${r.receives}) reached` : 'lease expired without an ack';
+        this.sql.insertAttempt.run({ delivery_id: r.id, sequence: r.sequence, receiver: r.receiver, started_at: now, outcome: exhausted ? 'dead' : 'expired', status: null, latency_ms: null, error: reason });
+        if (exhausted) {
+          const row = this.sql.pullToDead.get({ id: r.id, now, error: reason }) as DeliveryRow | undefined;
+          if (row) dead.push(toDelivery(row));
+        } else {
+          released += this.sql.pullToPending.run({ id: r.id, now, error: reason }).changes;
+        }
+      }
+      return { released, dead };
+    });
+  }
+
+  releaseAllPushLeases(now: number): Promise<number> {
+    return this.writes.run(() => this.sql.releasePushLeases.run(now).changes);
+  }
+
+  setPendingMode(receiver: string, mode: 'push' | 'pull'): Promise<number> {
+    return this.writes.run(() => this.sql.setPendingMode.run(mode, receiver).changes);
+  }
+
+  async countDeliveriesByState(): Promise<Array<{ receiver: string; state: string; count: number }>> {
+    return this.sql.countByState.all() as Array<{ receiver: string; state: string; count: number }>;
+  }
+}
+
+function bySequence(a: DeliveryRecord, b: DeliveryRecord): number {
+  return a.sequence - b.sequence || a.id - b.id;
+}
+
+function randomToken(seed: string): string {
+  return seed + Math.random().toString(36).slice(2, 10);
+}
+
+function prepareStatements(db: Database.Database) {
+  const p = (sql: string) => db.prepare(sql);
+  return {
+    messageBySourceId: p('SELECT * FROM messages WHERE source = ? AND id = ?'),
+    messageBySequence: p('SELECT * FROM messages WHERE sequence = ?'),
+    insertMessage: p(`INSERT INTO messages (source, id, type, subject, time, attributes, content_type, size, sha256, fingerprint, received_at, body_kind, body_key)
+      VALUES (@source, @id, @type, @subject, @time, @attributes, @content_type, @size, @sha256, @fingerprint, @received_at, @body_kind, @body_key) RETURNING *`),
+    insertBody: p('INSERT INTO bodies (sequence, data) VALUES (?, ?)'),
+    bodyBySequence: p('SELECT data FROM bodies WHERE sequence = ?'),
+    insertDelivery: p(`INSERT INTO deliveries (sequence, receiver, mode, subject, state, created_at, next_attempt_at, webhook_id, resend_of)
+      VALUES (@sequence, @receiver, @mode, @subject, 'pending', @created_at, @created_at, @webhook_id, @resend_of)`),
+    originalReceivers: p('SELECT receiver FROM deliveries WHERE sequence = ? AND resend_of IS NULL ORDER BY id'),
+    deliveriesOfMessage: p('SELECT * FROM deliveries WHERE sequence = ? ORDER BY id'),
+    deliveryById: p('SELECT * FROM deliveries WHERE id = ?'),
+    attemptsOfMessage: p('SELECT * FROM attempts WHERE sequence = ? ORDER BY id'),
+    insertAttempt: p(`INSERT INTO attempts (delivery_id, sequence, receiver, started_at, outcome, status, latency_ms, error)
+      VALUES (@delivery_id, @sequence, @receiver, @started_at, @outcome, @status, @latency_ms, @error)`),
+
+    participantById: p('SELECT * FROM participants WHERE id = ?'),
+    upsertParticipant: p(`INSERT INTO participants (id, name, receiver, created_at, updated_at) VALUES (@id, @name, @receiver, @now, @now)
+      ON CONFLICT (id) DO UPDATE SET name = excluded.name, receiver = excluded.receiver, updated_at = excluded.updated_at,
+        created_at = CASE WHEN participants.deleted_at IS NULL THEN participants.created_at ELSE excluded.created_at END, deleted_at = NULL
+      RETURNING *`),
+    listParticipants: p('SELECT * FROM participants WHERE deleted_at IS NULL ORDER BY id'),
+    deleteParticipant: p('UPDATE participants SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL'),
+    revokeKeysOf: p('UPDATE api_keys SET revoked_at = ? WHERE participant = ? AND revoked_at IS NULL'),
+    insertKey: p('INSERT INTO api_keys (id, participant, role, hash, created_at, revoked_at) VALUES (@id, @participant, @role, @hash, @created_at, @revoked_at)'),
+    keyByHash: p('SELECT * FROM api_keys WHERE hash = ?'),
+    keysOf: p('SELECT * FROM api_keys WHERE participant = ? ORDER BY created_at, id'),
+    revokeKey: p('UPDATE api_keys SET revoked_at = @now WHERE id = @id AND participant IS @participant AND revoked_at IS NULL'),
+    countAdminKeys: p("SELECT count(*) AS n FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL"),
+
+    latestRoutes: p('SELECT version, rules FROM routes ORDER BY version DESC LIMIT 1'),
+    insertRoutes: p('INSERT INTO routes (rules, created_at) VALUES (?, ?) RETURNING version'),
+    upsertMeter: p(`INSERT INTO meters (meter, role, participant, valid_from, valid_to) VALUES (@meter, @role, @participant, @valid_from, @valid_to)
+      ON CONFLICT (meter, role, valid_from) DO UPDATE SET participant = excluded.participant, valid_to = excluded.valid_to`),
+    meterAll: p('SELECT * FROM meters WHERE meter = ? ORDER BY role, valid_from'),
+    meterAt: p('SELECT * FROM meters WHERE meter = ? AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?) ORDER BY role, valid_from'),
+
+    // Skip-scan over the partial index: one probe per receiver, however deep its backlog.
+    pushReceivers: p(`WITH RECURSIVE r(receiver) AS (
+        SELECT (SELECT min(receiver) FROM deliveries WHERE mode = 'push' AND state = 'pending')
+        UNION ALL
+        SELECT (SELECT min(receiver) FROM deliveries WHERE mode = 'push' AND state = 'pending' AND receiver > r.receiver) FROM r WHERE r.receiver IS NOT NULL
+      )
+      SELECT receiver FROM r WHERE receiver IS NOT NULL
+        AND EXISTS (SELECT 1 FROM deliveries d WHERE d.mode = 'push' AND d.state = 'pending' AND d.receiver = r.receiver AND d.next_attempt_at <= ?)
+      LIMIT ?`),
+    claimPush: p(`UPDATE deliveries SET state = 'delivering', lease_until = @lease_until, lease_token = @token || '.' || id,
+        attempts = attempts + 1, last_attempt_at = @now
+      WHERE id IN (SELECT id FROM deliveries WHERE mode = 'push' AND state = 'pending' AND receiver = @receiver AND next_attempt_at <= @now
+                   ORDER BY next_attempt_at, id LIMIT @limit)
+      RETURNING *`),
+    markDelivered: p(`UPDATE deliveries SET state = 'delivered', delivered_at = @at, last_status = @status, last_error = @error, lease_until = NULL, lease_token = NULL
+      WHERE id = @id AND lease_token = @token AND state = 'delivering'`),
+    markRetry: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = @next, last_status = @status, last_error = @error, lease_until = NULL, lease_token = NULL
+      WHERE id = @id AND lease_token = @token AND state = 'delivering'`),
+    markDead: p(`UPDATE deliveries SET state = 'dead', dead_at = @at, last_status = @status, last_error = @error, lease_until = NULL, lease_token = NULL
+      WHERE id = @id AND lease_token = @token AND state = 'delivering'`),
+    nextPushDue: p("SELECT min(next_attempt_at) AS t FROM deliveries WHERE mode = 'push' AND state = 'pending'"),
+
+    leasePull: p(`UPDATE deliveries SET state = 'delivering', lease_until = @lease_until, lease_token = @token || '.' || id,
+        attempts = attempts + 1, receives = receives + 1, last_attempt_at = @now
+      WHERE id IN (SELECT id FROM deliveries WHERE mode = 'pull' AND state = 'pending' AND receiver = @receiver AND next_attempt_at <= @now
+                   ORDER BY next_attempt_at, id LIMIT @limit)
+      RETURNING *`),
+    ackPull: p(`UPDATE deliveries SET state = 'delivered', delivered_at = @now, last_error = NULL, lease_until = NULL, lease_token = NULL
+      WHERE lease_token = @token AND receiver = @receiver AND state = 'delivering' AND mode = 'pull' AND lease_until > @now RETURNING *`),
+    nackPull: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = @next, last_error = 'nacked by receiver', lease_until = NULL, lease_token = NULL
+      WHERE lease_token = @token AND receiver = @receiver AND state = 'delivering' AND mode = 'pull' AND lease_until > @now RETURNING *`),
+    expiredPull: p("SELECT * FROM deliveries WHERE state = 'delivering' AND mode = 'pull' AND lease_until <= ? ORDER BY id LIMIT 10000"),
+    pullToDead: p(`UPDATE deliveries SET state = 'dead', dead_at = @now, last_error = @error, lease_until = NULL, lease_token = NULL
+      WHERE id = @id AND state = 'delivering' RETURNING *`),
+    pullToPending: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = @now, last_error = @error, lease_until = NULL, lease_token = NULL
+      WHERE id = @id AND state = 'delivering'`),
+
+    rescuePush: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, last_error = 'lease expired', lease_until = NULL, lease_token = NULL
+      WHERE state = 'delivering' AND mode = 'push' AND lease_until <= ?1 RETURNING *`),
+    releasePushLeases: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL, lease_token = NULL
+      WHERE state = 'delivering' AND mode = 'push'`),
+    setPendingMode: p("UPDATE deliveries SET mode = ? WHERE receiver = ? AND state = 'pending'"),
+    countByState: p('SELECT receiver, state, count(*) AS count FROM deliveries GROUP BY receiver, state ORDER BY receiver, state'),
+  };
+}

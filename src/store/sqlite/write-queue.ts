@@ -1,0 +1,73 @@
+import type Database from 'better-sqlite3';
+import { StorageUnavailableError, isStorageFault } from '../storage-error.ts';
+
+interface Op { fn: () => unknown; resolve: (v: any) => void; reject: (e: unknown) => void }
+
+/**
+ * Group commit: every write issued during one turn of the event loop runs in one transaction,
+ * so one fsync acknowledges them all. Each write runs in its own savepoint, so a write that
+ * throws fails alone; a failed COMMIT fails the whole group (nothing of it is durable).
+ */
+export class WriteQueue {
+  private ops: Op[] = [];
+  private scheduled = false;
+  private closed = false;
+
+  constructor(private readonly db: Database.Database, private readonly maxGroup = 4096) {}
+
+  run<T>(fn: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new StorageUnavailableError('the store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.ops.push({ fn, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Runs what is queued now (also used at close). */
+  flush(): void {
+    this.scheduled = false;
+    while (this.ops.length > 0) {
+      const group = this.ops.splice(0, this.maxGroup);
+      this.commitGroup(group);
+    }
+  }
+
+  close(): void {
+    this.flush();
+    this.closed = true;
+  }
+
+  private commitGroup(group: Op[]): void {
+    const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      for (const op of group) {
+        this.db.exec('SAVEPOINT op');
+        try {
+          results.push({ ok: true, value: op.fn() });
+          this.db.exec('RELEASE op');
+        } catch (error) {
+          this.db.exec('ROLLBACK TO op');
+          this.db.exec('RELEASE op');
+          if (isStorageFault(error)) throw error;
+          results.push({ ok: false, error });
+        }
+      }
+      this.db.exec('COMMIT');
+    } catch (error) {
+      if (this.db.inTransaction) {
+        try { this.db.exec('ROLLBACK'); } catch { /* the connection rolled back already */ }
+      }
+      const failure = isStorageFault(error) ? new StorageUnavailableError(String((error as Error).message), { cause: error }) : error;
+      for (const op of group) op.reject(failure);
+      return;
+    }
+    group.forEach((op, i) => {
+      const r = results[i]!;
+      if (r.ok) op.resolve(r.value); else op.reject(r.error);
+    });
+  }
+}
