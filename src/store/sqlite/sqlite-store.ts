@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { Store } from '../store.ts';
 import type {
@@ -200,8 +201,7 @@ export class SqliteStore implements Store {
 
   leasePull(receiver: string, max: number, now: number, leaseUntil: number, maxReceives: number): Promise<ClaimedDelivery[]> {
     return this.writes.run(() => {
-      const token = `${now.toString(36)}${Math.random().toString(36).slice(2)}`;
-      const rows = this.sql.leasePull.all({ receiver, limit: max, now, lease_until: leaseUntil, token: randomToken(token) }) as DeliveryRow[];
+      const rows = this.sql.leasePull.all({ receiver, limit: max, now, lease_until: leaseUntil, token: randomBytes(16).toString('base64url') }) as DeliveryRow[];
       for (const r of rows) {
         this.sql.insertAttempt.run({ delivery_id: r.id, sequence: r.sequence, receiver, started_at: now, outcome: 'leased', status: null, latency_ms: null, error: null });
       }
@@ -232,7 +232,7 @@ export class SqliteStore implements Store {
 
   rescueExpiredPush(now: number): Promise<number> {
     return this.writes.run(() => {
-      const rows = this.sql.rescuePush.all(now) as DeliveryRow[];
+      const rows = this.sql.rescuePush.all({ now }) as DeliveryRow[];
       for (const r of rows) {
         this.sql.insertAttempt.run({ delivery_id: r.id, sequence: r.sequence, receiver: r.receiver, started_at: now, outcome: 'lease-lost', status: null, latency_ms: null, error: 'lease expired before the attempt was recorded (the hub stopped mid-attempt)' });
       }
@@ -277,9 +277,6 @@ function bySequence(a: DeliveryRecord, b: DeliveryRecord): number {
   return a.sequence - b.sequence || a.id - b.id;
 }
 
-function randomToken(seed: string): string {
-  return seed + Math.random().toString(36).slice(2, 10);
-}
 
 function prepareStatements(db: Database.Database) {
   const p = (sql: string) => db.prepare(sql);
@@ -357,8 +354,8 @@ function prepareStatements(db: Database.Database) {
     pullToPending: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = @now, last_error = @error, lease_until = NULL, lease_token = NULL
       WHERE id = @id AND state = 'delivering'`),
 
-    rescuePush: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, last_error = 'lease expired', lease_until = NULL, lease_token = NULL
-      WHERE state = 'delivering' AND mode = 'push' AND lease_until <= ?1 RETURNING *`),
+    rescuePush: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = @now, last_error = 'lease expired', lease_until = NULL, lease_token = NULL
+      WHERE state = 'delivering' AND mode = 'push' AND lease_until <= @now RETURNING *`),
     releasePushLeases: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL, lease_token = NULL
       WHERE state = 'delivering' AND mode = 'push'`),
     setPendingMode: p("UPDATE deliveries SET mode = ? WHERE receiver = ? AND state = 'pending'"),

@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerServe } from './serve-command.ts';
+import { registerSend } from './send-command.ts';
+import { registerStatus } from './status-command.ts';
+
+const program = new Command('meterhub')
+  .description('meterhub: the message hub for smart-meter data')
+  .version('0.1.0');
+registerServe(program);
+registerSend(program);
+registerStatus(program);
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`meterhub: ${err.message}\n`);
+  process.exit(1);
+});

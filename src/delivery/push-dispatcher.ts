@@ -1,0 +1,252 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { Pool } from 'undici';
+import type { Archive } from '../archive/archive.ts';
+import type { PushReceiverSettings } from '../config/receiver-schema.ts';
+import type { ParticipantDirectory } from '../participants/directory.ts';
+import type { Store } from '../store/store.ts';
+import type { AttemptResult, ClaimedDelivery, DeliveryRecord, MessageRecord, StoredReceiver } from '../store/types.ts';
+import { classifyError, classifyResponse, describeOutcome, type DeliveryOutcome } from './outcome.ts';
+import { cloudEventHeaders } from './push-request.ts';
+import { decideRetry, type RetryPolicy } from './retry-policy.ts';
+import { createSigner, signatureHeader } from './signing.ts';
+import type { TargetGuard } from './target-guard.ts';
+
+export interface PushDispatcherOptions {
+  pollIntervalMs: number;
+  leaseMarginMs: number;
+  maxInFlight: number;
+  defaultRetry: RetryPolicy;
+}
+
+export interface PushDispatcherDeps {
+  store: Store;
+  directory: ParticipantDirectory;
+  archive: Archive;
+  guard: TargetGuard;
+  logger: Logger;
+  onAttempt?: (receiver: string, result: AttemptResult) => void;
+  onDead?: (delivery: DeliveryRecord, reason: string) => void;
+}
+
+type PushSettings = PushReceiverSettings & { secrets?: string[] };
+
+const SNIPPET_BYTES = 512;
+
+/**
+ * Claims due push deliveries receiver by receiver, each up to its own free slots, so that a
+ * receiver with a deep backlog or a hanging endpoint cannot take the capacity of the others.
+ * Woken by ingest and by freed slots; polls at `pollIntervalMs` for retries that come due.
+ */
+export class PushDispatcher {
+  private running = false;
+  private timer: NodeJS.Timeout | null = null;
+  private ticking = false;
+  private again = false;
+  private readonly inFlightBy = new Map<string, number>();
+  private inFlight = 0;
+  private readonly sends = new Set<Promise<void>>();
+  private readonly pools = new Map<string, Pool>();
+  private readonly token = randomBytes(6).toString('hex');
+
+  constructor(private readonly deps: PushDispatcherDeps, private readonly opts: PushDispatcherOptions) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.schedule(0);
+  }
+
+  /** Stops claiming, waits for the requests in flight (each bounded by its receiver's timeout), closes connections. */
+  async stop(): Promise<void> {
+    if (!this.running && this.sends.size === 0 && this.pools.size === 0) return;
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await Promise.allSettled([...this.sends]);
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.allSettled(pools.map((p) => p.close()));
+  }
+
+  /** New deliveries were committed, or a slot freed: look again soon. */
+  wake(): void {
+    if (this.running) this.schedule(0);
+  }
+
+  /** One scheduling pass and every send it started, for tests and tools. Returns deliveries attempted. */
+  async runOnce(): Promise<number> {
+    const started = await this.tick();
+    await Promise.allSettled([...this.sends]);
+    return started;
+  }
+
+  get inFlightCount(): number { return this.inFlight; }
+
+  private schedule(delayMs: number): void {
+    if (this.timer) {
+      if (delayMs > 0) return;
+      clearTimeout(this.timer);
+    }
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.loop();
+    }, delayMs);
+  }
+
+  private async loop(): Promise<void> {
+    if (this.ticking) { this.again = true; return; }
+    this.ticking = true;
+    try {
+      do {
+        this.again = false;
+        await this.tick();
+      } while (this.again && this.running);
+    } catch (err) {
+      this.deps.logger.error({ err }, 'push scheduler pass failed; retrying');
+    } finally {
+      this.ticking = false;
+      if (this.running) this.schedule(this.opts.pollIntervalMs);
+    }
+  }
+
+  private async tick(): Promise<number> {
+    const { store, directory } = this.deps;
+    if (this.inFlight >= this.opts.maxInFlight) return 0;
+    const now = Date.now();
+    await directory.refreshIfStale();
+    let started = 0;
+    for (const receiver of await store.receiversWithDuePush(now, 10_000)) {
+      const globalFree = this.opts.maxInFlight - this.inFlight;
+      if (globalFree <= 0) break;
+      const settings = await this.settingsOf(receiver);
+      if (!settings) {
+        await this.orphan(receiver, now);
+        continue;
+      }
+      const free = Math.min(settings.maxInFlight - (this.inFlightBy.get(receiver) ?? 0), globalFree);
+      if (free <= 0) continue;
+      const claimed = await store.claimPush(receiver, free, now, now + settings.timeoutMs + this.opts.leaseMarginMs, this.token);
+      for (const d of claimed) this.track(d, settings);
+      started += claimed.length;
+    }
+    return started;
+  }
+
+  private async settingsOf(receiver: string): Promise<PushSettings | null> {
+    const p = await this.deps.directory.any(receiver);
+    const r = p?.receiver as StoredReceiver | null | undefined;
+    return r && r.mode === 'push' ? (r as PushSettings) : null;
+  }
+
+  /** Pending push deliveries of a participant that no longer has push settings end dead (never silently kept). */
+  private async orphan(receiver: string, now: number): Promise<void> {
+    const claimed = await this.deps.store.claimPush(receiver, 1000, now, now + 60_000, this.token);
+    const results = claimed.map((delivery) => ({ delivery, result: { kind: 'dead', status: null, latencyMs: 0, at: now, error: `receiver '${receiver}' has no push settings any more` } as AttemptResult }));
+    await this.deps.store.recordPushResults(results);
+    for (const { delivery, result } of results) this.deps.onDead?.(delivery, (result as { error: string }).error);
+  }
+
+  private track(d: ClaimedDelivery, settings: PushSettings): void {
+    this.inFlight++;
+    this.inFlightBy.set(d.receiver, (this.inFlightBy.get(d.receiver) ?? 0) + 1);
+    const p = this.deliver(d, settings)
+      .catch((err) => this.deps.logger.error({ err, delivery: d.id }, 'recording a push attempt failed; its lease will expire and it will be retried'))
+      .finally(() => {
+        this.inFlight--;
+        this.inFlightBy.set(d.receiver, (this.inFlightBy.get(d.receiver) ?? 1) - 1);
+        this.sends.delete(p);
+        this.wake();
+      });
+    this.sends.add(p);
+  }
+
+  private async deliver(d: ClaimedDelivery, settings: PushSettings): Promise<void> {
+    const startedAt = Date.now();
+    const outcome = await this.attempt(d, settings);
+    const latencyMs = Date.now() - startedAt;
+    const result = this.resultOf(d, settings, outcome, startedAt, latencyMs);
+    const [recorded] = await this.deps.store.recordPushResults([{ delivery: d, result }]);
+    this.deps.onAttempt?.(d.receiver, result);
+    if (recorded && result.kind === 'dead') this.deps.onDead?.(d, result.error);
+  }
+
+  private resultOf(d: ClaimedDelivery, settings: PushSettings, outcome: DeliveryOutcome, at: number, latencyMs: number): AttemptResult {
+    const status = 'status' in outcome ? outcome.status : null;
+    if (outcome.kind === 'delivered') return { kind: 'delivered', status: outcome.status, latencyMs, at };
+    const policy: RetryPolicy = { ...this.opts.defaultRetry, ...settings.retry };
+    const decision = decideRetry(policy, d.attempts, at + latencyMs - d.createdAt, outcome, Math.random());
+    const error = describeOutcome(outcome);
+    if (decision.kind === 'dead') return { kind: 'dead', status, latencyMs, at, error: `${error}; ${decision.reason}` };
+    return { kind: 'retry', status, latencyMs, at, error, nextAttemptAt: at + latencyMs + decision.delayMs };
+  }
+
+  private async attempt(d: ClaimedDelivery, settings: PushSettings): Promise<DeliveryOutcome> {
+    try {
+      const refusal = await this.deps.guard.refusal(settings.url);
+      if (refusal) return { kind: 'network', code: 'EUNSAFETARGET', message: refusal };
+      const message = await this.deps.store.getMessage(d.sequence);
+      if (!message) return { kind: 'network', code: 'ENOMESSAGE', message: `message ${d.sequence} is missing from the archive` };
+      const url = new URL(settings.url);
+      const headers = cloudEventHeaders(message, d.resendOf !== null);
+      const timestamp = Math.floor(Date.now() / 1000);
+      const secrets = settings.secrets ?? [];
+      headers['webhook-id'] = d.webhookId;
+      headers['webhook-timestamp'] = String(timestamp);
+      const body = await this.bodyAndSignature(message, secrets, d.webhookId, timestamp, headers);
+      const res = await this.pool(url.origin, settings).request({
+        method: 'POST',
+        path: url.pathname + url.search,
+        headers,
+        body,
+        headersTimeout: settings.timeoutMs,
+        bodyTimeout: settings.timeoutMs,
+        signal: AbortSignal.timeout(settings.timeoutMs),
+      });
+      const snippet = await readSnippet(res.body);
+      return classifyResponse(res.statusCode, res.headers, snippet, new Date());
+    } catch (err) {
+      return classifyError(err);
+    }
+  }
+
+  /** Small bodies are signed from memory; file bodies are streamed once to sign and once to send. */
+  private async bodyAndSignature(message: MessageRecord, secrets: string[], id: string, ts: number, headers: Record<string, string>) {
+    if (message.body.kind === 'inline') {
+      const data = await this.deps.archive.read(message);
+      if (secrets.length > 0) headers['webhook-signature'] = signatureHeader(secrets, id, ts, data);
+      return data;
+    }
+    if (secrets.length > 0) {
+      const signer = createSigner(secrets, id, ts);
+      for await (const chunk of await this.deps.archive.stream(message)) signer.update(chunk as Buffer);
+      headers['webhook-signature'] = signer.digest();
+    }
+    return this.deps.archive.stream(message);
+  }
+
+  private pool(origin: string, settings: PushSettings): Pool {
+    let pool = this.pools.get(origin);
+    if (!pool) {
+      pool = new Pool(origin, {
+        connections: Math.max(settings.maxInFlight, 4),
+        connectTimeout: Math.min(settings.timeoutMs, 10_000),
+        keepAliveTimeout: 30_000,
+        pipelining: 1,
+      });
+      this.pools.set(origin, pool);
+    }
+    return pool;
+  }
+}
+
+async function readSnippet(body: AsyncIterable<Buffer> & { dump?: () => Promise<void> }): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size < SNIPPET_BYTES) chunks.push(chunk);
+    size += chunk.length;
+    if (size > 64 * 1024) break;
+  }
+  return Buffer.concat(chunks).subarray(0, SNIPPET_BYTES).toString('utf8');
+}

@@ -1,0 +1,114 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { AdminService } from '../admin/admin-service.ts';
+import { Archive } from '../archive/archive.ts';
+import { FileBodies } from '../archive/file-bodies.ts';
+import { Authenticator } from '../auth/authenticator.ts';
+import type { HubConfig } from '../config/hub-config.ts';
+import { PushDispatcher } from '../delivery/push-dispatcher.ts';
+import { TargetGuard } from '../delivery/target-guard.ts';
+import { InboxService } from '../inbox/inbox-service.ts';
+import { IngestService } from '../ingest/ingest-service.ts';
+import { LeaseKeeper } from '../maintenance/lease-keeper.ts';
+import { ParticipantDirectory } from '../participants/directory.ts';
+import { Router } from '../routing/router.ts';
+import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import type { Store } from '../store/store.ts';
+import type { DeliveryRecord } from '../store/types.ts';
+import { Metrics } from './metrics.ts';
+import { applyConfigFile } from './apply-config.ts';
+import { DataDirLock } from './data-dir-lock.ts';
+
+/** The hub's services, wired together: what buildApp serves and what the entry point starts. */
+export interface Hub {
+  config: HubConfig;
+  logger: Logger;
+  store: Store;
+  archive: Archive;
+  directory: ParticipantDirectory;
+  router: Router;
+  auth: Authenticator;
+  guard: TargetGuard;
+  ingest: IngestService;
+  admin: AdminService;
+  inbox: InboxService;
+  push: PushDispatcher;
+  leases: LeaseKeeper;
+  metrics: Metrics;
+  /** Set when the hub made the first admin key at this start: shown once. */
+  generatedAdminKey: string | null;
+  adminKeySource: 'environment' | 'config' | 'generated' | 'stored';
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export async function createHub(config: HubConfig, opts: { logger?: Logger } = {}): Promise<Hub> {
+  const logger = opts.logger ?? pino({ level: process.env.METERHUB_LOG_LEVEL ?? 'info' });
+  if (config.storage.databaseUrl) throw new Error('PostgreSQL (storage.databaseUrl) is not available in this version yet; unset it to use the embedded store');
+  mkdirSync(config.storage.dataDir, { recursive: true });
+  const lock = DataDirLock.acquire(config.storage.dataDir);
+  const store = new SqliteStore(join(config.storage.dataDir, 'meterhub.db'));
+  const files = new FileBodies(join(config.storage.dataDir, 'bodies'));
+  const archive = new Archive(store, files);
+  const directory = new ParticipantDirectory(store);
+  const router = new Router(store, directory, config.validateSubject);
+  const auth = new Authenticator(store, config.adminKey);
+  const guard = new TargetGuard(config.allowPrivateTargets);
+  const metrics = new Metrics();
+  const admin = new AdminService(store, directory, router, auth, guard);
+  const inbox = new InboxService(store, directory, archive);
+
+  const onDead = (d: DeliveryRecord, reason: string) => {
+    metrics.deadLettered.inc({ receiver: d.receiver });
+    logger.warn({ event: 'delivery.dead', sequence: d.sequence, receiver: d.receiver, deliveryId: d.id, reason }, 'delivery dead-lettered');
+  };
+  const push = new PushDispatcher({
+    store, directory, archive, guard, logger,
+    onAttempt: (receiver, result) => metrics.attempts.inc({ receiver, result: result.kind }),
+    onDead,
+  }, { ...config.delivery, defaultRetry: config.delivery.retry });
+  const ingest = new IngestService(store, router, files, {
+    inlineBodyMaxBytes: config.storage.inlineBodyMaxBytes,
+    onCommitted: (receivers) => {
+      metrics.accepted.inc();
+      let anyPush = false;
+      for (const r of receivers) {
+        if (r.mode === 'push') anyPush = true;
+        else inbox.notify(r.receiver);
+      }
+      if (anyPush) push.wake();
+    },
+  });
+  const leases = new LeaseKeeper(store, directory, logger, config.maintenance.intervalMs, {
+    onReleased: (pull) => { if (!pull) push.wake(); else for (const p of directory.all()) inbox.notify(p.id); },
+    onDead,
+  });
+
+  // The embedded store has one process (the lock says so): leases left by a killed process are void.
+  await store.releaseAllPushLeases(Date.now());
+  const adminKey = await applyConfigFile(config, { store, admin, logger });
+  await directory.reload();
+  await router.reload();
+
+  let started = false;
+  let stopped = false;
+  return {
+    config, logger, store, archive, directory, router, auth, guard, ingest, admin, inbox, push, leases, metrics,
+    generatedAdminKey: adminKey.generated, adminKeySource: adminKey.source,
+    start() {
+      if (started || stopped) return;
+      started = true;
+      push.start();
+      leases.start();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      leases.stop();
+      await push.stop();
+      await store.close();
+      lock.release();
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import type { Readable } from 'node:stream';
+import type { FileBodies } from '../archive/file-bodies.ts';
+import type { Caller } from '../auth/authenticator.ts';
+import { HubError } from '../errors/hub-error.ts';
+import type { Router } from '../routing/router.ts';
+import { StorageUnavailableError } from '../store/storage-error.ts';
+import type { Store } from '../store/store.ts';
+import type { EventAttributes, IngestResult, NewMessage } from '../store/types.ts';
+import type { ParsedEvent } from './cloudevents.ts';
+import { validateAttributes } from './attributes.ts';
+import { fingerprintOf, sha256Hex } from './fingerprint.ts';
+import { receiptOf, type Receipt } from './receipt.ts';
+
+export type IngestOutcome =
+  | { kind: 'accepted'; receipt: Receipt }
+  | { kind: 'duplicate'; receipt: Receipt }
+  | { kind: 'refused'; error: HubError };
+
+export interface IngestServiceOptions {
+  inlineBodyMaxBytes: number;
+  /** Told after each commit which receivers got new deliveries. */
+  onCommitted: (receivers: Array<{ receiver: string; mode: 'push' | 'pull' }>) => void;
+}
+
+/**
+ * Turns decoded events into committed messages: checks the sender, routes, stores the body,
+ * and commits message and deliveries together. Resolves only once all of it is durable.
+ */
+export class IngestService {
+  constructor(
+    private readonly store: Store,
+    private readonly router: Router,
+    private readonly files: FileBodies,
+    private readonly opts: IngestServiceOptions,
+  ) {}
+
+  /** Checks an event's attributes against the caller and routes it; throws the refusal. */
+  async prepare(attrs: EventAttributes, caller: Caller, receivedAt: number) {
+    if (caller.kind !== 'participant') throw new HubError('forbidden', 'messages are sent with a participant key, not an admin key');
+    if (attrs.source !== caller.participant) {
+      throw new HubError('source-mismatch', `the event source '${attrs.source.slice(0, 64)}' is not this key's participant '${caller.participant}'`);
+    }
+    return this.router.route(attrs, receivedAt);
+  }
+
+  /** Events already in memory (structured, batch, small binary). Each refused on its own. */
+  async ingestEvents(events: Array<ParsedEvent | HubError>, caller: Caller): Promise<IngestOutcome[]> {
+    const receivedAt = Date.now();
+    const outcomes: Array<IngestOutcome | null> = [];
+    const pending: Array<{ index: number; message: NewMessage }> = [];
+    for (const [index, ev] of events.entries()) {
+      if (ev instanceof HubError) { outcomes.push({ kind: 'refused', error: ev }); continue; }
+      try {
+        const route = await this.prepare(ev.attributes, caller, receivedAt);
+        const sha256 = sha256Hex(ev.body);
+        const message = this.newMessage(ev.attributes, ev.contentType, ev.body.length, sha256, receivedAt, route.receivers);
+        if (ev.body.length <= this.opts.inlineBodyMaxBytes) {
+          message.inlineBody = ev.body;
+        } else {
+          message.body = { kind: 'file', key: await this.files.putBuffer(ev.body) };
+        }
+        outcomes.push(null);
+        pending.push({ index, message });
+      } catch (e) {
+        if (!(e instanceof HubError)) throw e;
+        outcomes.push({ kind: 'refused', error: e });
+      }
+    }
+    if (pending.length > 0) {
+      const results = await this.commit(pending.map((p) => p.message));
+      results.forEach((r, i) => { outcomes[pending[i]!.index] = toOutcome(r); });
+    }
+    return outcomes as IngestOutcome[];
+  }
+
+  /** A binary-mode body too large to hold: routed from its headers first, then streamed to a file. */
+  async ingestStream(rawAttrs: Record<string, unknown>, contentType: string, body: Readable, limit: number, caller: Caller): Promise<IngestOutcome> {
+    const attrs = validateAttributes(rawAttrs);
+    const receivedAt = Date.now();
+    const route = await this.prepare(attrs, caller, receivedAt);
+    const stored = await this.files.putStream(body, limit);
+    const message = this.newMessage(attrs, contentType, stored.size, stored.sha256, receivedAt, route.receivers);
+    message.body = { kind: 'file', key: stored.key };
+    const [result] = await this.commit([message]);
+    return toOutcome(result!);
+  }
+
+  private newMessage(attrs: EventAttributes, contentType: string, size: number, sha256: string, receivedAt: number, receivers: NewMessage['receivers']): NewMessage {
+    return {
+      source: attrs.source, id: attrs.id, type: attrs.type, subject: attrs.subject,
+      time: typeof attrs.time === 'string' ? attrs.time : null, attributes: attrs, contentType, size, sha256,
+      fingerprint: fingerprintOf(attrs, contentType, sha256), receivedAt, body: { kind: 'inline' }, receivers,
+    };
+  }
+
+  private async commit(messages: NewMessage[]): Promise<IngestResult[]> {
+    let results: IngestResult[];
+    try {
+      results = await this.store.commitMessages(messages);
+    } catch (e) {
+      await Promise.all(messages.map((m) => (m.body.kind === 'file' ? this.files.remove(m.body.key) : undefined)));
+      if (e instanceof StorageUnavailableError) throw new HubError('storage-unavailable', 'the hub cannot store messages right now; nothing was accepted', { retryAfterSeconds: 5 });
+      throw e;
+    }
+    const touched: Array<{ receiver: string; mode: 'push' | 'pull' }> = [];
+    results.forEach((r, i) => {
+      const m = messages[i]!;
+      if (r.kind === 'accepted') touched.push(...m.receivers);
+      else if (m.body.kind === 'file') void this.files.remove(m.body.key);
+    });
+    if (touched.length > 0) this.opts.onCommitted(touched);
+    return results;
+  }
+}
+
+function toOutcome(r: IngestResult): IngestOutcome {
+  switch (r.kind) {
+    case 'accepted': return { kind: 'accepted', receipt: receiptOf(r.message, r.receivers) };
+    case 'duplicate': return { kind: 'duplicate', receipt: receiptOf(r.message, r.receivers) };
+    case 'conflict':
+      return { kind: 'refused', error: new HubError('duplicate-conflict', `message '${r.message.id.slice(0, 64)}' from '${r.message.source}' was accepted before (sequence ${r.message.sequence}) with different content`, { extra: { sequence: r.message.sequence } }) };
+  }
+}

@@ -1,0 +1,86 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Readable } from 'node:stream';
+import type { Authenticator } from '../auth/authenticator.ts';
+import { HubError } from '../errors/hub-error.ts';
+import { declaredLength, mediaType, readBody, requireUtf8 } from '../http/body.ts';
+import { sendProblem } from '../http/errors.ts';
+import { attributesFromHeaders, parseBatch, parseStructured } from './cloudevents.ts';
+import { validateAttributes } from './attributes.ts';
+import type { IngestOutcome, IngestService } from './ingest-service.ts';
+
+export interface IngestRouteOptions {
+  auth: Authenticator;
+  ingest: IngestService;
+  bodyLimitBytes: number;
+  maxBatchEvents: number;
+  maxJsonDepth: number;
+  inlineBodyMaxBytes: number;
+}
+
+const STRUCTURED = 'application/cloudevents+json';
+const BATCH = 'application/cloudevents-batch+json';
+
+/** POST /v1/messages in the three CloudEvents HTTP modes. */
+export async function ingestRoutes(app: FastifyInstance, opts: IngestRouteOptions): Promise<void> {
+  // The body is read by the handler itself, so that binary mode can stream and limits hold.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+
+  app.post('/v1/messages', async (request, reply) => {
+    const caller = await opts.auth.authenticate(request.headers.authorization);
+    const length = declaredLength(request.headers['content-length']);
+    if (length !== null && length > opts.bodyLimitBytes) {
+      reply.header('connection', 'close');
+      throw new HubError('payload-too-large', `the body (${length} bytes) is over the limit of ${opts.bodyLimitBytes} bytes`);
+    }
+    const stream = (request.body as Readable | undefined) ?? request.raw;
+    const media = mediaType(request.headers['content-type']);
+    const isBinary = request.headers['ce-specversion'] !== undefined;
+
+    if (!isBinary && media?.type === STRUCTURED) {
+      requireUtf8(media.charset);
+      const raw = await readBody(stream, opts.bodyLimitBytes);
+      const [outcome] = await opts.ingest.ingestEvents([parseStructured(raw, opts.maxJsonDepth)], caller);
+      return sendOutcome(reply, outcome!);
+    }
+    if (!isBinary && media?.type === BATCH) {
+      requireUtf8(media.charset);
+      const raw = await readBody(stream, opts.bodyLimitBytes);
+      const outcomes = await opts.ingest.ingestEvents(parseBatch(raw, opts.maxJsonDepth, opts.maxBatchEvents), caller);
+      return reply.code(200).send({ results: outcomes.map(batchItem) });
+    }
+    if (isBinary) {
+      if (media?.type === STRUCTURED || media?.type === BATCH) throw new HubError('invalid-event', 'ce-* headers (binary mode) cannot be combined with a CloudEvents JSON content type');
+      const contentType = request.headers['content-type'] ?? 'application/octet-stream';
+      const rawAttrs = attributesFromHeaders(request.headers, contentType);
+      if (length !== null && length <= opts.inlineBodyMaxBytes) {
+        const attributes = validateAttributes(rawAttrs);
+        const body = await readBody(stream, opts.bodyLimitBytes);
+        const [outcome] = await opts.ingest.ingestEvents([{ attributes, contentType, body }], caller);
+        return sendOutcome(reply, outcome!);
+      }
+      return sendOutcome(reply, await opts.ingest.ingestStream(rawAttrs, contentType, stream, opts.bodyLimitBytes, caller));
+    }
+    throw new HubError('unsupported-media-type', `send ${STRUCTURED} (structured), ${BATCH} (batch), or ce-* headers with the data's own Content-Type (binary); got ${request.headers['content-type'] ? `'${String(request.headers['content-type']).slice(0, 80)}'` : 'no Content-Type'} without ce-specversion`);
+  });
+}
+
+function sendOutcome(reply: FastifyReply, outcome: IngestOutcome): FastifyReply {
+  switch (outcome.kind) {
+    case 'accepted':
+      return reply.code(202).header('location', `/v1/messages/${outcome.receipt.sequence}`).send(outcome.receipt);
+    case 'duplicate':
+      return reply.code(200).header('location', `/v1/messages/${outcome.receipt.sequence}`).send(outcome.receipt);
+    case 'refused':
+      return sendProblem(reply, outcome.error, '/v1/messages');
+  }
+}
+
+function batchItem(outcome: IngestOutcome) {
+  switch (outcome.kind) {
+    case 'accepted': return { status: 202, ...outcome.receipt };
+    case 'duplicate': return { status: 200, ...outcome.receipt };
+    case 'refused': return { status: outcome.error.status, problem: outcome.error.toProblem() };
+  }
+}
+

@@ -1,0 +1,44 @@
+import type { Logger } from 'pino';
+import type { ParticipantDirectory } from '../participants/directory.ts';
+import type { Store } from '../store/store.ts';
+import type { DeliveryRecord } from '../store/types.ts';
+
+/**
+ * Ends leases that expired: push leases of a process that died go back to pending; pull leases
+ * the receiver never acked go back to pending, or dead once the receive limit is reached.
+ * Like river's job rescuer: start()/stop() are idempotent, runOnce() is what tests call.
+ */
+export class LeaseKeeper {
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly directory: ParticipantDirectory,
+    private readonly logger: Logger,
+    private readonly intervalMs: number,
+    private readonly hooks: { onReleased?: (pull: boolean) => void; onDead?: (d: DeliveryRecord, reason: string) => void } = {},
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => { this.runOnce().catch((err) => this.logger.error({ err }, 'lease maintenance failed')); }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  async runOnce(now = Date.now()): Promise<{ rescued: number; released: number; dead: number }> {
+    const rescued = await this.store.rescueExpiredPush(now);
+    const { released, dead } = await this.store.expirePullLeases(now, (receiver) => {
+      const r = this.directory.all().find((p) => p.id === receiver)?.receiver;
+      return r && r.mode === 'pull' ? r.maxReceives : 10;
+    });
+    if (rescued > 0) this.hooks.onReleased?.(false);
+    if (released > 0) this.hooks.onReleased?.(true);
+    for (const d of dead) this.hooks.onDead?.(d, d.lastError ?? 'receive limit reached');
+    return { rescued, released, dead: dead.length };
+  }
+}
