@@ -15,24 +15,42 @@ export function openDatabase(file: string): Database.Database {
   db.pragma('foreign_keys = OFF');
   db.pragma('cache_size = -65536');
   db.pragma('wal_autocheckpoint = 4000');
-  migrate(db);
+  try {
+    migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
   return db;
 }
 
-/** Applies the numbered migrations not yet applied, each in its own transaction. */
-export function migrate(db: Database.Database): number {
+/**
+ * Applies the numbered migrations (`NNNN_name.sql`, forward-only: a change is a new file, never
+ * an edit) not yet applied, each in its own transaction together with `user_version`, so a
+ * migration is applied whole or not at all. Refuses a file written by a newer version of the
+ * hub. Returns how many were applied.
+ */
+export function migrate(db: Database.Database, dir: string = MIGRATIONS_DIR): number {
+  const files = readdirSync(dir).filter((f) => /^\d{4}_.+\.sql$/.test(f)).sort();
+  const versions = files.map((f) => Number(f.slice(0, 4)));
+  if (new Set(versions).size !== versions.length) throw new Error(`two migrations share a number in ${dir}`);
+  const highest = versions.at(-1) ?? 0;
   const current = db.pragma('user_version', { simple: true }) as number;
-  const files = readdirSync(MIGRATIONS_DIR).filter((f) => /^\d{4}_.+\.sql$/.test(f)).sort();
+  if (current > highest) {
+    throw new Error(`the database is at schema version ${current}, newer than this hub knows (${highest}): upgrade the hub`);
+  }
   let applied = 0;
-  for (const file of files) {
-    const version = Number(file.slice(0, 4));
-    if (version <= current) continue;
-    const sql = readFileSync(join(MIGRATIONS_DIR, file), 'utf8');
-    db.transaction(() => {
+  files.forEach((file, i) => {
+    const version = versions[i]!;
+    const sql = readFileSync(join(dir, file), 'utf8');
+    // IMMEDIATE, and the version read again inside: two processes opening one file apply it once.
+    const ran = db.transaction(() => {
+      if ((db.pragma('user_version', { simple: true }) as number) >= version) return false;
       db.exec(sql);
       db.pragma(`user_version = ${version}`);
-    })();
-    applied++;
-  }
+      return true;
+    }).immediate();
+    if (ran) applied++;
+  });
   return applied;
 }

@@ -5,6 +5,7 @@ import type {
   AckResult, AttemptRecord, AttemptResult, ClaimedDelivery, DeliveryRecord, IngestResult, KeyRecord,
   MessageRecord, MeterEntry, NewMessage, ParticipantRecord, RouteRule, StoredReceiver,
 } from '../types.ts';
+import { webhookIdFor } from '../webhook-id.ts';
 import { openDatabase } from './database.ts';
 import { WriteQueue } from './write-queue.ts';
 import {
@@ -12,9 +13,7 @@ import {
   type AttemptRow, type DeliveryRow, type KeyRow, type MessageRow, type MeterRow, type ParticipantRow,
 } from './rows.ts';
 
-export function webhookIdFor(sequence: number, receiver: string): string {
-  return `msg_${sequence}_${receiver}`;
-}
+export { webhookIdFor };
 
 /** The embedded store: one SQLite file, WAL, synchronous=FULL, writes group-committed. */
 export class SqliteStore implements Store {
@@ -58,13 +57,14 @@ export class SqliteStore implements Store {
       body_key: m.body.kind === 'file' ? m.body.key : null,
     }) as MessageRow;
     if (m.body.kind === 'inline') this.sql.insertBody.run(row.sequence, m.inlineBody ?? Buffer.alloc(0));
-    for (const r of m.receivers) {
+    const receivers = uniqueReceivers(m.receivers);
+    for (const r of receivers) {
       this.sql.insertDelivery.run({
         sequence: row.sequence, receiver: r.receiver, mode: r.mode, subject: m.subject, created_at: m.receivedAt,
         webhook_id: webhookIdFor(row.sequence, r.receiver), resend_of: null,
       });
     }
-    return { kind: 'accepted', message: toMessage(row), receivers: m.receivers.map((r) => r.receiver) };
+    return { kind: 'accepted', message: toMessage(row), receivers: receivers.map((r) => r.receiver) };
   }
 
   async getMessage(sequence: number): Promise<MessageRecord | null> {
@@ -169,12 +169,16 @@ export class SqliteStore implements Store {
   // ---- push delivery ----
 
   async receiversWithDuePush(now: number, limit: number): Promise<string[]> {
+    if (!(limit >= 1)) return [];
     return (this.sql.pushReceivers.all(now, limit) as Array<{ receiver: string }>).map((r) => r.receiver);
   }
 
   claimPush(receiver: string, limit: number, now: number, leaseUntil: number, token: string): Promise<ClaimedDelivery[]> {
     return this.writes.run(() => {
-      const rows = this.sql.claimPush.all({ receiver, limit, now, lease_until: leaseUntil, token }) as DeliveryRow[];
+      if (!(limit >= 1)) return [];
+      // The caller's token names the process; the nonce makes every claim's token its own, so a
+      // result from an earlier claim of the same delivery by the same process is recognised as stale.
+      const rows = this.sql.claimPush.all({ receiver, limit: Math.floor(limit), now, lease_until: leaseUntil, token: `${token}.${randomBytes(9).toString('base64url')}` }) as DeliveryRow[];
       return rows.map(toDelivery).sort(bySequence) as ClaimedDelivery[];
     });
   }
@@ -183,13 +187,16 @@ export class SqliteStore implements Store {
     return this.writes.run(() => results.map(({ delivery: d, result: r }) => {
       const outcome = r.kind === 'delivered' ? 'delivered' : r.kind === 'dead' ? 'dead' : 'failed';
       const error = r.kind === 'delivered' ? null : r.error;
-      this.sql.insertAttempt.run({ delivery_id: d.id, sequence: d.sequence, receiver: d.receiver, started_at: r.at, outcome, status: r.status, latency_ms: r.latencyMs, error });
       const common = { id: d.id, token: d.leaseToken, status: r.status, error, at: r.at + r.latencyMs };
+      let recorded: boolean;
       switch (r.kind) {
-        case 'delivered': return this.sql.markDelivered.run(common).changes > 0;
-        case 'retry': return this.sql.markRetry.run({ ...common, next: r.nextAttemptAt }).changes > 0;
-        case 'dead': return this.sql.markDead.run(common).changes > 0;
+        case 'delivered': recorded = this.sql.markDelivered.run(common).changes > 0; break;
+        case 'retry': recorded = this.sql.markRetry.run({ ...common, next: r.nextAttemptAt }).changes > 0; break;
+        case 'dead': recorded = this.sql.markDead.run(common).changes > 0; break;
       }
+      // A stale result writes nothing: its claim was already recorded as 'lease-lost'.
+      if (recorded) this.sql.insertAttempt.run({ delivery_id: d.id, sequence: d.sequence, receiver: d.receiver, started_at: r.at, outcome, status: r.status, latency_ms: r.latencyMs, error });
+      return recorded;
     }));
   }
 
@@ -201,12 +208,27 @@ export class SqliteStore implements Store {
 
   leasePull(receiver: string, max: number, now: number, leaseUntil: number, maxReceives: number): Promise<ClaimedDelivery[]> {
     return this.writes.run(() => {
-      const rows = this.sql.leasePull.all({ receiver, limit: max, now, lease_until: leaseUntil, token: randomBytes(16).toString('base64url') }) as DeliveryRow[];
-      for (const r of rows) {
-        this.sql.insertAttempt.run({ delivery_id: r.id, sequence: r.sequence, receiver, started_at: now, outcome: 'leased', status: null, latency_ms: null, error: null });
+      const leased: ClaimedDelivery[] = [];
+      // Candidates in due order; one that was leased `maxReceives` times already (and nacked)
+      // goes dead here instead of being leased once more, and the next one is taken.
+      while (leased.length < max) {
+        const batch = this.sql.pullCandidates.all({ receiver, now, limit: Math.floor(max - leased.length) }) as Array<{ id: number; receives: number }>;
+        if (batch.length === 0) break;
+        for (const c of batch) {
+          if (c.receives >= maxReceives) {
+            const reason = `leased ${c.receives} times without an ack, receive limit (${maxReceives}) reached`;
+            const row = this.sql.pullToDeadPending.get({ id: c.id, now, error: reason }) as DeliveryRow | undefined;
+            if (row) this.sql.insertAttempt.run({ delivery_id: row.id, sequence: row.sequence, receiver, started_at: now, outcome: 'dead', status: null, latency_ms: null, error: reason });
+            continue;
+          }
+          // Each lease its own random token (128 bits), not guessable from another one.
+          const row = this.sql.leaseOne.get({ id: c.id, now, lease_until: leaseUntil, token: `pl_${randomBytes(16).toString('base64url')}` }) as DeliveryRow | undefined;
+          if (!row) continue;
+          this.sql.insertAttempt.run({ delivery_id: row.id, sequence: row.sequence, receiver, started_at: now, outcome: 'leased', status: null, latency_ms: null, error: null });
+          leased.push(toDelivery(row) as ClaimedDelivery);
+        }
       }
-      void maxReceives;
-      return rows.map(toDelivery).sort(bySequence) as ClaimedDelivery[];
+      return leased.sort(bySequence);
     });
   }
 
@@ -261,7 +283,13 @@ export class SqliteStore implements Store {
   }
 
   releaseAllPushLeases(now: number): Promise<number> {
-    return this.writes.run(() => this.sql.releasePushLeases.run(now).changes);
+    return this.writes.run(() => {
+      const rows = this.sql.releasePushLeases.all(now) as DeliveryRow[];
+      for (const r of rows) {
+        this.sql.insertAttempt.run({ delivery_id: r.id, sequence: r.sequence, receiver: r.receiver, started_at: now, outcome: 'lease-lost', status: null, latency_ms: null, error: 'the hub restarted before the attempt was recorded' });
+      }
+      return rows.length;
+    });
   }
 
   setPendingMode(receiver: string, mode: 'push' | 'pull'): Promise<number> {
@@ -271,6 +299,12 @@ export class SqliteStore implements Store {
   async countDeliveriesByState(): Promise<Array<{ receiver: string; state: string; count: number }>> {
     return this.sql.countByState.all() as Array<{ receiver: string; state: string; count: number }>;
   }
+}
+
+/** One entry per receiver, the first one named. */
+function uniqueReceivers(receivers: NewMessage['receivers']): NewMessage['receivers'] {
+  const seen = new Set<string>();
+  return receivers.filter((r) => !seen.has(r.receiver) && (seen.add(r.receiver), true));
 }
 
 function bySequence(a: DeliveryRecord, b: DeliveryRecord): number {
@@ -339,11 +373,13 @@ function prepareStatements(db: Database.Database) {
       WHERE id = @id AND lease_token = @token AND state = 'delivering'`),
     nextPushDue: p("SELECT min(next_attempt_at) AS t FROM deliveries WHERE mode = 'push' AND state = 'pending'"),
 
-    leasePull: p(`UPDATE deliveries SET state = 'delivering', lease_until = @lease_until, lease_token = @token || '.' || id,
+    pullCandidates: p(`SELECT id, receives FROM deliveries WHERE mode = 'pull' AND state = 'pending' AND receiver = @receiver AND next_attempt_at <= @now
+      ORDER BY next_attempt_at, id LIMIT @limit`),
+    leaseOne: p(`UPDATE deliveries SET state = 'delivering', lease_until = @lease_until, lease_token = @token,
         attempts = attempts + 1, receives = receives + 1, last_attempt_at = @now
-      WHERE id IN (SELECT id FROM deliveries WHERE mode = 'pull' AND state = 'pending' AND receiver = @receiver AND next_attempt_at <= @now
-                   ORDER BY next_attempt_at, id LIMIT @limit)
-      RETURNING *`),
+      WHERE id = @id AND state = 'pending' AND mode = 'pull' RETURNING *`),
+    pullToDeadPending: p(`UPDATE deliveries SET state = 'dead', dead_at = @now, last_error = @error, lease_until = NULL, lease_token = NULL
+      WHERE id = @id AND state = 'pending' RETURNING *`),
     ackPull: p(`UPDATE deliveries SET state = 'delivered', delivered_at = @now, last_error = NULL, lease_until = NULL, lease_token = NULL
       WHERE lease_token = @token AND receiver = @receiver AND state = 'delivering' AND mode = 'pull' AND lease_until > @now RETURNING *`),
     nackPull: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = @next, last_error = 'nacked by receiver', lease_until = NULL, lease_token = NULL
@@ -356,8 +392,8 @@ function prepareStatements(db: Database.Database) {
 
     rescuePush: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = @now, last_error = 'lease expired', lease_until = NULL, lease_token = NULL
       WHERE state = 'delivering' AND mode = 'push' AND lease_until <= @now RETURNING *`),
-    releasePushLeases: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL, lease_token = NULL
-      WHERE state = 'delivering' AND mode = 'push'`),
+    releasePushLeases: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = ?, last_error = 'lease released at start', lease_until = NULL, lease_token = NULL
+      WHERE state = 'delivering' AND mode = 'push' RETURNING *`),
     setPendingMode: p("UPDATE deliveries SET mode = ? WHERE receiver = ? AND state = 'pending'"),
     countByState: p('SELECT receiver, state, count(*) AS count FROM deliveries GROUP BY receiver, state ORDER BY receiver, state'),
   };

@@ -46,22 +46,29 @@ export class WriteQueue {
       this.db.exec('BEGIN IMMEDIATE');
       for (const op of group) {
         this.db.exec('SAVEPOINT op');
+        let failed: { error: unknown } | null = null;
         try {
           results.push({ ok: true, value: op.fn() });
-          this.db.exec('RELEASE op');
         } catch (error) {
-          this.db.exec('ROLLBACK TO op');
-          this.db.exec('RELEASE op');
+          // A fault of the storage (disk full, I/O error) fails the whole group: SQLite may
+          // already have rolled the transaction back, so there is no savepoint to return to.
           if (isStorageFault(error)) throw error;
-          results.push({ ok: false, error });
+          failed = { error };
         }
+        if (failed) {
+          this.db.exec('ROLLBACK TO op');
+          results.push({ ok: false, error: failed.error });
+        }
+        this.db.exec('RELEASE op');
       }
       this.db.exec('COMMIT');
     } catch (error) {
       if (this.db.inTransaction) {
         try { this.db.exec('ROLLBACK'); } catch { /* the connection rolled back already */ }
       }
-      const failure = isStorageFault(error) ? new StorageUnavailableError(String((error as Error).message), { cause: error }) : error;
+      // Whatever failed here (BEGIN, a savepoint, COMMIT, or a fault inside a write), nothing of
+      // the group is durable: every write of it is refused as a storage outage.
+      const failure = error instanceof StorageUnavailableError ? error : new StorageUnavailableError(String((error as Error)?.message ?? error), { cause: error });
       for (const op of group) op.reject(failure);
       return;
     }
