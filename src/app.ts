@@ -1,11 +1,15 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { receiversRoutes } from './admin/receivers-routes.ts';
 import { adminRoutes } from './admin/routes.ts';
+import { searchRoutes } from './archive/search-routes.ts';
+import { dlqRoutes } from './dlq/routes.ts';
 import type { Hub } from './hub/hub.ts';
-import { installErrorHandlers } from './http/errors.ts';
+import { frameworkErrorHandler, installErrorHandlers } from './http/errors.ts';
 import { inboxRoutes } from './inbox/routes.ts';
 import { ingestRoutes } from './ingest/routes.ts';
 import { statusRoutes } from './status/routes.ts';
 import { operationsRoutes } from './hub/operations-routes.ts';
+import { replayRoutes } from './replay/routes.ts';
 
 export const MAX_JSON_DEPTH = 64;
 
@@ -23,8 +27,15 @@ export async function buildApp(hub: Hub): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ajv: { customOptions: { allErrors: false } },
+    frameworkErrors: frameworkErrorHandler,
   });
   installErrorHandlers(app);
+  // Node closes only the connections that are idle when the server closes; one whose answer was
+  // still being written (a streamed body) would then stay open for keepAliveTimeoutMs and hold up
+  // shutdown. Close those as soon as their answer is done.
+  let closing = false;
+  app.addHook('preClose', async () => { closing = true; });
+  app.addHook('onResponse', async (request) => { if (closing) request.raw.socket?.destroySoon(); });
   const auth = hub.auth;
 
   await app.register(operationsRoutes, { hub });
@@ -33,7 +44,11 @@ export async function buildApp(hub: Hub): Promise<FastifyInstance> {
     maxJsonDepth: MAX_JSON_DEPTH, inlineBodyMaxBytes: config.storage.inlineBodyMaxBytes,
   });
   await app.register(statusRoutes, { auth, store: hub.store, archive: hub.archive });
+  await app.register(searchRoutes, { auth, store: hub.store });
+  await app.register(replayRoutes, { auth, resends: hub.resends });
+  await app.register(dlqRoutes, { auth, dlq: hub.dlq });
   await app.register(inboxRoutes, { auth, inbox: hub.inbox, maxWaitSeconds: config.inbox.maxWaitSeconds, maxMessages: config.inbox.maxMessages });
   await app.register(adminRoutes, { auth, admin: hub.admin, store: hub.store });
+  await app.register(receiversRoutes, { auth, store: hub.store, breakerStates: () => hub.push.breakerStates() });
   return app;
 }

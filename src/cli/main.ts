@@ -3,6 +3,9 @@ import { Command } from 'commander';
 import { registerServe } from './serve-command.ts';
 import { registerSend } from './send-command.ts';
 import { registerStatus } from './status-command.ts';
+import { registerDlq } from './dlq-command.ts';
+import { registerReplay } from './replay-command.ts';
+import { registerTail } from './tail-command.ts';
 
 const program = new Command('meterhub')
   .description('meterhub: the message hub for smart-meter data')
@@ -10,6 +13,9 @@ const program = new Command('meterhub')
 registerServe(program);
 registerSend(program);
 registerStatus(program);
+registerDlq(program);
+registerReplay(program);
+registerTail(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`meterhub: ${err.message}\n`);

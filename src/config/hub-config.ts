@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { participantBodySchema, participantIdSchema } from './receiver-schema.ts';
 import { meterIdSchemeSchema } from './route-schema.ts';
 import { routesSchema } from './route-schema.ts';
+import { DEFAULT_BREAKER } from '../delivery/circuit-breaker.ts';
 import { DEFAULT_RETRY_POLICY } from '../delivery/retry-policy.ts';
 
 /**
@@ -50,6 +51,12 @@ export const hubConfigSchema = z.strictObject({
       multiplier: z.number().min(1).max(10).default(DEFAULT_RETRY_POLICY.multiplier),
       retryAfterCapMs: z.number().int().min(0).default(DEFAULT_RETRY_POLICY.retryAfterCapMs),
     }).prefault({}),
+    /** Per-receiver circuit breaker: see src/delivery/circuit-breaker.ts. */
+    breaker: z.strictObject({
+      failureThreshold: z.number().int().min(1).max(10_000).default(DEFAULT_BREAKER.failureThreshold),
+      cooldownMs: z.number().int().min(10).max(86_400_000).default(DEFAULT_BREAKER.cooldownMs),
+      maxCooldownMs: z.number().int().min(10).max(86_400_000).default(DEFAULT_BREAKER.maxCooldownMs),
+    }).prefault({}),
   }).prefault({}),
   inbox: z.strictObject({
     /** Longest long poll a receiver may ask for. */
@@ -60,6 +67,13 @@ export const hubConfigSchema = z.strictObject({
   maintenance: z.strictObject({
     /** How often expired leases are rescued and exhausted pull deliveries ended. */
     intervalMs: z.number().int().min(10).default(1_000),
+  }).prefault({}),
+  /** Operator alerts when a delivery goes dead (besides the log line and metric): see src/dlq/dead-alerts.ts. */
+  alerts: z.strictObject({
+    /** POST {event: 'delivery.dead', sequence, receiver, delivery, reason, at} here; null: none. */
+    webhookUrl: z.url({ protocol: /^https?$/ }).max(2048).nullable().default(null),
+    timeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+    queueSize: z.number().int().min(1).max(1_000_000).default(1_000),
   }).prefault({}),
   /** Check every subject's check digit per scheme (rules may also ask for it). */
   validateSubject: meterIdSchemeSchema.nullable().default(null),

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import type { Archive } from '../archive/archive.ts';
@@ -6,9 +7,13 @@ import type { PushReceiverSettings } from '../config/receiver-schema.ts';
 import type { ParticipantDirectory } from '../participants/directory.ts';
 import type { Store } from '../store/store.ts';
 import type { AttemptResult, ClaimedDelivery, DeliveryRecord, MessageRecord, StoredReceiver } from '../store/types.ts';
+import { breakerSignal, type BreakerConfig } from './circuit-breaker.ts';
+import { withDeadline } from './deadline.ts';
 import { classifyError, classifyResponse, describeOutcome, type DeliveryOutcome } from './outcome.ts';
 import { cloudEventHeaders } from './push-request.ts';
+import { ReceiverGates, type BreakerView } from './receiver-gates.ts';
 import { decideRetry, type RetryPolicy } from './retry-policy.ts';
+import { safeConnector } from './safe-connect.ts';
 import { createSigner, signatureHeader } from './signing.ts';
 import type { TargetGuard } from './target-guard.ts';
 
@@ -17,6 +22,8 @@ export interface PushDispatcherOptions {
   leaseMarginMs: number;
   maxInFlight: number;
   defaultRetry: RetryPolicy;
+  /** Per-receiver circuit breaker (docs/configuration.md, delivery.breaker). */
+  breaker: BreakerConfig;
 }
 
 export interface PushDispatcherDeps {
@@ -32,15 +39,21 @@ export interface PushDispatcherDeps {
 type PushSettings = PushReceiverSettings & { secrets?: string[] };
 
 const SNIPPET_BYTES = 512;
+/** undici's headers and body timers are coarse (fast timers, ~1 s resolution): set them this far past the deadline. */
+const UNDICI_TIMER_SLACK_MS = 1_000;
 
 /**
  * Claims due push deliveries receiver by receiver, each up to its own free slots, so that a
  * receiver with a deep backlog or a hanging endpoint cannot take the capacity of the others.
- * Woken by ingest and by freed slots; polls at `pollIntervalMs` for retries that come due.
+ * Each receiver's claims are also held to its rate limit and its circuit breaker
+ * (receiver-gates.ts): a shut gate leaves its deliveries pending, untouched.
+ * Woken by ingest and by freed slots, by itself when a rate token or a breaker cooldown comes
+ * back, and polls at `pollIntervalMs` for retries that come due.
  */
 export class PushDispatcher {
   private running = false;
   private timer: NodeJS.Timeout | null = null;
+  private timerAt = 0;
   private ticking = false;
   private again = false;
   private readonly inFlightBy = new Map<string, number>();
@@ -48,8 +61,11 @@ export class PushDispatcher {
   private readonly sends = new Set<Promise<void>>();
   private readonly pools = new Map<string, Pool>();
   private readonly token = randomBytes(6).toString('hex');
+  private readonly gates: ReceiverGates;
 
-  constructor(private readonly deps: PushDispatcherDeps, private readonly opts: PushDispatcherOptions) {}
+  constructor(private readonly deps: PushDispatcherDeps, private readonly opts: PushDispatcherOptions) {
+    this.gates = new ReceiverGates(opts.breaker);
+  }
 
   start(): void {
     if (this.running) return;
@@ -83,15 +99,23 @@ export class PushDispatcher {
 
   get inFlightCount(): number { return this.inFlight; }
 
+  /** The circuit breaker of every receiver this process has sent to (receivers not listed are closed). */
+  breakerStates(): BreakerView[] {
+    return this.gates.states(Date.now());
+  }
+
+  /** Runs a pass after `delayMs`, unless one is already due sooner. */
   private schedule(delayMs: number): void {
+    const at = Date.now() + Math.max(0, delayMs);
     if (this.timer) {
-      if (delayMs > 0) return;
+      if (this.timerAt <= at) return;
       clearTimeout(this.timer);
     }
+    this.timerAt = at;
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.loop();
-    }, delayMs);
+    }, Math.max(0, delayMs));
   }
 
   private async loop(): Promise<void> {
@@ -116,6 +140,7 @@ export class PushDispatcher {
     const now = Date.now();
     await directory.refreshIfStale();
     let started = 0;
+    let wakeAt = Infinity;
     for (const receiver of await store.receiversWithDuePush(now, 10_000)) {
       const globalFree = this.opts.maxInFlight - this.inFlight;
       if (globalFree <= 0) break;
@@ -124,12 +149,18 @@ export class PushDispatcher {
         await this.orphan(receiver, now);
         continue;
       }
-      const free = Math.min(settings.maxInFlight - (this.inFlightBy.get(receiver) ?? 0), globalFree);
+      const busy = this.inFlightBy.get(receiver) ?? 0;
+      const gate = this.gates.allowance(receiver, settings, busy, now);
+      if (gate.wakeAt !== null) wakeAt = Math.min(wakeAt, gate.wakeAt);
+      const free = Math.min(settings.maxInFlight - busy, globalFree, gate.limit);
       if (free <= 0) continue;
-      const claimed = await store.claimPush(receiver, free, now, now + settings.timeoutMs + this.opts.leaseMarginMs, this.token);
-      for (const d of claimed) this.track(d, settings);
+      const claimed = await store.claimPush(receiver, free, now, now + settings.timeoutMs + this.opts.leaseMarginMs, this.token, settings.ordering === 'subject');
+      this.gates.started(receiver, claimed.length, gate.probe, now);
+      for (const d of claimed) this.track(d, settings, gate.probe);
       started += claimed.length;
     }
+    // A receiver held back by its rate limit or breaker cooldown: come back when it may go again.
+    if (this.running && wakeAt !== Infinity) this.schedule(wakeAt - Date.now());
     return started;
   }
 
@@ -147,10 +178,10 @@ export class PushDispatcher {
     for (const { delivery, result } of results) this.deps.onDead?.(delivery, (result as { error: string }).error);
   }
 
-  private track(d: ClaimedDelivery, settings: PushSettings): void {
+  private track(d: ClaimedDelivery, settings: PushSettings, probe: boolean): void {
     this.inFlight++;
     this.inFlightBy.set(d.receiver, (this.inFlightBy.get(d.receiver) ?? 0) + 1);
-    const p = this.deliver(d, settings)
+    const p = this.deliver(d, settings, probe)
       .catch((err) => this.deps.logger.error({ err, delivery: d.id }, 'recording a push attempt failed; its lease will expire and it will be retried'))
       .finally(() => {
         this.inFlight--;
@@ -161,10 +192,11 @@ export class PushDispatcher {
     this.sends.add(p);
   }
 
-  private async deliver(d: ClaimedDelivery, settings: PushSettings): Promise<void> {
+  private async deliver(d: ClaimedDelivery, settings: PushSettings, probe: boolean): Promise<void> {
     const startedAt = Date.now();
     const outcome = await this.attempt(d, settings);
     const latencyMs = Date.now() - startedAt;
+    this.gates.finished(d.receiver, breakerSignal(outcome), probe, startedAt + latencyMs);
     const result = this.resultOf(d, settings, outcome, startedAt, latencyMs);
     const [recorded] = await this.deps.store.recordPushResults([{ delivery: d, result }]);
     this.deps.onAttempt?.(d.receiver, result);
@@ -181,10 +213,13 @@ export class PushDispatcher {
     return { kind: 'retry', status, latencyMs, at, error, nextAttemptAt: at + latencyMs + decision.delayMs };
   }
 
+  /**
+   * One try. `timeoutMs` bounds the whole of it from the pre-flight check on: DNS, connect, sending,
+   * the response headers and reading the response body (a receiver trickling bytes included).
+   */
   private async attempt(d: ClaimedDelivery, settings: PushSettings): Promise<DeliveryOutcome> {
+    let body: Buffer | Readable | undefined;
     try {
-      const refusal = await this.deps.guard.refusal(settings.url);
-      if (refusal) return { kind: 'network', code: 'EUNSAFETARGET', message: refusal };
       const message = await this.deps.store.getMessage(d.sequence);
       if (!message) return { kind: 'network', code: 'ENOMESSAGE', message: `message ${d.sequence} is missing from the archive` };
       const url = new URL(settings.url);
@@ -193,20 +228,30 @@ export class PushDispatcher {
       const secrets = settings.secrets ?? [];
       headers['webhook-id'] = d.webhookId;
       headers['webhook-timestamp'] = String(timestamp);
-      const body = await this.bodyAndSignature(message, secrets, d.webhookId, timestamp, headers);
-      const res = await this.pool(url.origin, settings).request({
-        method: 'POST',
-        path: url.pathname + url.search,
-        headers,
-        body,
-        headersTimeout: settings.timeoutMs,
-        bodyTimeout: settings.timeoutMs,
-        signal: AbortSignal.timeout(settings.timeoutMs),
+      const payload = body = await this.bodyAndSignature(message, secrets, d.webhookId, timestamp, headers);
+      return await withDeadline(settings.timeoutMs, async (signal): Promise<DeliveryOutcome> => {
+        const refusal = await this.deps.guard.refusal(settings.url);
+        if (refusal) return { kind: 'network', code: 'EUNSAFETARGET', message: refusal };
+        signal.throwIfAborted();
+        const res = await this.pool(url.origin, settings).request({
+          method: 'POST',
+          path: url.pathname + url.search,
+          headers,
+          body: payload,
+          // undici's own timers tick at ~0.5 s resolution and could end an attempt that early; they
+          // are only a backstop behind the exact deadline.
+          headersTimeout: settings.timeoutMs + UNDICI_TIMER_SLACK_MS,
+          bodyTimeout: settings.timeoutMs + UNDICI_TIMER_SLACK_MS,
+          signal,
+        });
+        const snippet = await readSnippet(res.body, signal);
+        return classifyResponse(res.statusCode, res.headers, snippet, new Date());
       });
-      const snippet = await readSnippet(res.body);
-      return classifyResponse(res.statusCode, res.headers, snippet, new Date());
     } catch (err) {
       return classifyError(err);
+    } finally {
+      // A file stream not sent in full (refused, timed out, failed) is closed here.
+      if (body instanceof Readable) body.destroy();
     }
   }
 
@@ -230,7 +275,8 @@ export class PushDispatcher {
     if (!pool) {
       pool = new Pool(origin, {
         connections: Math.max(settings.maxInFlight, 4),
-        connectTimeout: Math.min(settings.timeoutMs, 10_000),
+        // Checks the address connected to, whatever DNS said at the pre-flight check.
+        connect: safeConnector({ allowPrivate: this.deps.guard.allowPrivate, timeoutMs: Math.min(settings.timeoutMs, 10_000) }),
         keepAliveTimeout: 30_000,
         pipelining: 1,
       });
@@ -240,10 +286,12 @@ export class PushDispatcher {
   }
 }
 
-async function readSnippet(body: AsyncIterable<Buffer> & { dump?: () => Promise<void> }): Promise<string> {
+/** The start of the response body, read under the attempt's deadline (undici ends the stream when `signal` aborts). */
+async function readSnippet(body: AsyncIterable<Buffer>, signal: AbortSignal): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
+    signal.throwIfAborted();
     if (size < SNIPPET_BYTES) chunks.push(chunk);
     size += chunk.length;
     if (size > 64 * 1024) break;

@@ -8,18 +8,34 @@ for (const [net, prefix] of [
   ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
   ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
 ] as const) blocked.addSubnet(net, prefix, 'ipv4');
-for (const [net, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['::ffff:0:0', 96], ['64:ff9b::', 96]] as const) {
+// Not `::ffff:0:0/96` (IPv4-mapped): BlockList matches every IPv4 address against that rule, so it
+// would refuse all of them. Mapped addresses are checked as the IPv4 address they carry instead.
+for (const [net, prefix] of [['::', 96], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96]] as const) {
   blocked.addSubnet(net, prefix, 'ipv6');
 }
 
+/** True for private, loopback, link-local, metadata, multicast and reserved addresses, and for anything that is not an IP address. */
 export function isPrivateAddress(address: string): boolean {
-  const family = isIP(address);
-  if (family === 0) return true;
-  if (family === 6 && address.toLowerCase().startsWith('::ffff:')) {
-    const v4 = address.slice(7);
-    if (isIP(v4) === 4) return blocked.check(v4, 'ipv4');
+  try {
+    const family = isIP(address);
+    if (family === 0) return true;
+    if (family === 4) return blocked.check(address, 'ipv4');
+    if (address.includes('%')) return true; // a zone ID: link-local by nature
+    const v4 = mappedIPv4(address);
+    return v4 ? blocked.check(v4, 'ipv4') : blocked.check(address, 'ipv6');
+  } catch {
+    return true;
   }
-  return blocked.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/** The IPv4 address inside an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`, `::ffff:7f00:1`, long forms), or null. */
+function mappedIPv4(v6: string): string | null {
+  const canonical = new URL(`http://[${v6}]/`).hostname.slice(1, -1);
+  const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (!m) return null;
+  const hi = parseInt(m[1]!, 16);
+  const lo = parseInt(m[2]!, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
 /**

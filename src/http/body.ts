@@ -1,17 +1,62 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { HubError } from '../errors/hub-error.ts';
+
+function tooLarge(limit: number): HubError {
+  return new HubError('payload-too-large', `the body is over the limit of ${limit} bytes`);
+}
+
+/**
+ * A view of a request body that fails with 413 as soon as it passes `limit`. The request itself
+ * is never destroyed: destroying an incoming request resets the connection, and the client would
+ * get ECONNRESET instead of the 413. Once the view fails or is abandoned, what is left of the
+ * request is read and dropped (the 413 answer says `Connection: close`, so that is short).
+ */
+export function limitedBody(source: Readable, limit: number): Readable {
+  let size = 0;
+  let attached = false;
+  let detached = false;
+  const detach = () => {
+    if (detached) return;
+    detached = true;
+    if (!attached) return; // never read: the request is left as it is
+    source.off('data', onData);
+    source.off('end', onEnd);
+    source.off('error', onError);
+    source.on('error', () => { /* the client went away; nothing is waiting for this body any more */ });
+    source.resume();
+  };
+  const out = new Readable({
+    read() {
+      if (detached) return;
+      if (!attached && source.readableEnded) { detached = true; out.push(null); return; }
+      if (!attached) {
+        // Listen only once someone reads, so that an error cannot be raised before anyone listens.
+        attached = true;
+        source.on('data', onData);
+        source.once('end', onEnd);
+        source.once('error', onError);
+      }
+      source.resume();
+    },
+    destroy(err, cb) { detach(); cb(err); },
+  });
+  const onData = (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > limit) { out.destroy(tooLarge(limit)); return; }
+    if (!out.push(chunk)) source.pause();
+  };
+  const onEnd = () => { detached = true; out.push(null); };
+  const onError = (err: Error) => out.destroy(err);
+  return out;
+}
 
 /** Reads a request body into memory, refusing with 413 as soon as it passes `limit`. */
 export async function readBody(stream: Readable, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of stream) {
+  for await (const chunk of limitedBody(stream, limit)) {
     const buf = chunk as Buffer;
     size += buf.length;
-    if (size > limit) {
-      stream.destroy();
-      throw new HubError('payload-too-large', `the body is over the limit of ${limit} bytes`);
-    }
     chunks.push(buf);
   }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);

@@ -8,10 +8,13 @@ import { Authenticator } from '../auth/authenticator.ts';
 import type { HubConfig } from '../config/hub-config.ts';
 import { PushDispatcher } from '../delivery/push-dispatcher.ts';
 import { TargetGuard } from '../delivery/target-guard.ts';
+import { DeadLetterAlerts } from '../dlq/dead-alerts.ts';
+import { DeadLetterQueue, type DeliveriesReady } from '../dlq/dlq-service.ts';
 import { InboxService } from '../inbox/inbox-service.ts';
 import { IngestService } from '../ingest/ingest-service.ts';
 import { LeaseKeeper } from '../maintenance/lease-keeper.ts';
 import { ParticipantDirectory } from '../participants/directory.ts';
+import { ResendService } from '../replay/resend-service.ts';
 import { Router } from '../routing/router.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
@@ -36,6 +39,9 @@ export interface Hub {
   push: PushDispatcher;
   leases: LeaseKeeper;
   metrics: Metrics;
+  dlq: DeadLetterQueue;
+  resends: ResendService;
+  alerts: DeadLetterAlerts;
   /** Set when the hub made the first admin key at this start: shown once. */
   generatedAdminKey: string | null;
   adminKeySource: 'environment' | 'config' | 'generated' | 'stored';
@@ -57,12 +63,13 @@ export async function createHub(config: HubConfig, opts: { logger?: Logger } = {
   const guard = new TargetGuard(config.allowPrivateTargets);
   const metrics = new Metrics();
   const admin = new AdminService(store, directory, router, auth, guard);
-  const inbox = new InboxService(store, directory, archive);
-
+  const alerts = new DeadLetterAlerts(config.alerts, logger);
   const onDead = (d: DeliveryRecord, reason: string) => {
     metrics.deadLettered.inc({ receiver: d.receiver });
     logger.warn({ event: 'delivery.dead', sequence: d.sequence, receiver: d.receiver, deliveryId: d.id, reason }, 'delivery dead-lettered');
+    alerts.raise(d, reason);
   };
+  const inbox = new InboxService(store, directory, archive, { onDead });
   const push = new PushDispatcher({
     store, directory, archive, guard, logger,
     onAttempt: (receiver, result) => metrics.attempts.inc({ receiver, result: result.kind }),
@@ -80,6 +87,17 @@ export async function createHub(config: HubConfig, opts: { logger?: Logger } = {
       if (anyPush) push.wake();
     },
   });
+  // Redriven and resent deliveries: wake the push scheduler, answer waiting long polls.
+  const ready: DeliveriesReady = (receivers) => {
+    let anyPush = false;
+    for (const r of receivers) {
+      if (r.mode === 'push') anyPush = true;
+      else inbox.notify(r.receiver);
+    }
+    if (anyPush) push.wake();
+  };
+  const dlq = new DeadLetterQueue(store, ready);
+  const resends = new ResendService(store, directory, ready);
   const leases = new LeaseKeeper(store, directory, logger, config.maintenance.intervalMs, {
     onReleased: (pull) => { if (!pull) push.wake(); else for (const p of directory.all()) inbox.notify(p.id); },
     onDead,
@@ -94,7 +112,7 @@ export async function createHub(config: HubConfig, opts: { logger?: Logger } = {
   let started = false;
   let stopped = false;
   return {
-    config, logger, store, archive, directory, router, auth, guard, ingest, admin, inbox, push, leases, metrics,
+    config, logger, store, archive, directory, router, auth, guard, ingest, admin, inbox, push, leases, metrics, dlq, resends, alerts,
     generatedAdminKey: adminKey.generated, adminKeySource: adminKey.source,
     start() {
       if (started || stopped) return;
@@ -107,6 +125,7 @@ export async function createHub(config: HubConfig, opts: { logger?: Logger } = {
       stopped = true;
       leases.stop();
       await push.stop();
+      await alerts.stop();
       await store.close();
       lock.release();
     },

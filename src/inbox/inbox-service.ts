@@ -4,7 +4,7 @@ import { HubError } from '../errors/hub-error.ts';
 import { isJsonMediaType } from '../ingest/attributes.ts';
 import type { ParticipantDirectory } from '../participants/directory.ts';
 import type { Store } from '../store/store.ts';
-import type { ClaimedDelivery, MessageRecord } from '../store/types.ts';
+import type { ClaimedDelivery, DeliveryRecord, MessageRecord } from '../store/types.ts';
 
 export interface InboxItem {
   lease: string;
@@ -20,8 +20,25 @@ export interface InboxItem {
  */
 export class InboxService {
   private readonly waiters = new Map<string, Set<() => void>>();
+  private closing = false;
 
-  constructor(private readonly store: Store, private readonly directory: ParticipantDirectory, private readonly archive: Archive) {}
+  constructor(
+    private readonly store: Store,
+    private readonly directory: ParticipantDirectory,
+    private readonly archive: Archive,
+    private readonly hooks: { onDead?: (d: DeliveryRecord, reason: string) => void } = {},
+  ) {}
+
+  /** True once shutdown() was called: long polls answer at once. */
+  get shuttingDown(): boolean { return this.closing; }
+
+  /** Ends every long poll now (with what it has) and makes new ones answer at once, so that a graceful close is not held up for the wait. */
+  shutdown(): void {
+    this.closing = true;
+    const all = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const set of all) for (const wake of set) wake();
+  }
 
   /** New pull deliveries for `receiver` were committed. */
   notify(receiver: string): void {
@@ -42,14 +59,18 @@ export class InboxService {
     const deadline = Date.now() + waitSeconds * 1000;
     for (;;) {
       const now = Date.now();
-      const leased = await this.store.leasePull(receiver, max, now, now + settings.visibilityTimeoutSeconds * 1000, settings.maxReceives);
-      if (leased.length > 0 || now >= deadline || signal.aborted) return Promise.all(leased.map((d) => this.item(d)));
+      const leased = await this.store.leasePull(receiver, max, now, now + settings.visibilityTimeoutSeconds * 1000, settings.maxReceives, (d) => {
+        // Leased maxReceives times already (and nacked): dead-lettered instead; raise the alert.
+        this.hooks.onDead?.(d, d.lastError ?? 'receive limit reached');
+      }, settings.ordering === 'subject');
+      if (leased.length > 0 || now >= deadline || signal.aborted || this.closing) return Promise.all(leased.map((d) => this.item(d)));
       // Wake on arrival, or re-check within a second for nacks and leases coming due.
       await this.waitFor(receiver, Math.min(deadline - now, 1000), signal);
     }
   }
 
   private waitFor(receiver: string, ms: number, signal: AbortSignal): Promise<void> {
+    if (this.closing) return Promise.resolve();
     return new Promise((resolve) => {
       let set = this.waiters.get(receiver);
       if (!set) { set = new Set(); this.waiters.set(receiver, set); }
@@ -79,8 +100,11 @@ export class InboxService {
   }
 
   async ack(receiver: string, leases: string[]) {
-    this.settingsOf(receiver);
-    return this.store.ackPull(receiver, leases, Date.now());
+    const settings = this.settingsOf(receiver);
+    const results = await this.store.ackPull(receiver, leases, Date.now());
+    // With ordering: subject an ack lets the meter's next delivery go: wake long polls for it.
+    if (settings.ordering === 'subject' && results.some((r) => r.result === 'acked')) this.notify(receiver);
+    return results;
   }
 
   async nack(receiver: string, leases: string[], delaySeconds: number) {
@@ -92,22 +116,38 @@ export class InboxService {
   }
 }
 
-/** A structured CloudEvent: `data` inline (the exact JSON bytes) when JSON, else `data_base64`. */
+/**
+ * A structured CloudEvent: `data` inline (the exact JSON bytes) when JSON, else `data_base64`;
+ * neither when the event has no data (an empty body).
+ */
 export function structuredEvent(message: MessageRecord, body: Buffer, webhookId: string): string {
   const { datacontenttype: _ignored, ...attrs } = message.attributes;
   const envelope = JSON.stringify({ ...attrs, datacontenttype: message.contentType, sequence: String(message.sequence), deliveryid: webhookId });
+  if (body.length === 0) return envelope;
   const head = envelope.slice(0, -1);
-  if (isJsonMediaType(message.contentType) && body.length > 0 && isJson(body)) {
-    return `${head},"data":${body.toString('utf8')}}`;
-  }
+  const text = isJsonMediaType(message.contentType) ? jsonText(body) : null;
+  if (text !== null) return `${head},"data":${text}}`;
   return `${head},"data_base64":"${body.toString('base64')}"}`;
 }
 
-function isJson(body: Buffer): boolean {
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * The body as JSON text when splicing it in keeps the bytes exact: valid UTF-8 (a lossy decode
+ * would swap bad bytes for U+FFFD), no BOM, and valid JSON. Otherwise null (sent as base64).
+ */
+function jsonText(body: Buffer): string | null {
+  let text: string;
   try {
-    JSON.parse(body.toString('utf8'));
-    return true;
+    text = strictUtf8.decode(body);
   } catch {
-    return false;
+    return null;
+  }
+  if (text.charCodeAt(0) === 0xfeff) return null;
+  try {
+    JSON.parse(text);
+    return text;
+  } catch {
+    return null;
   }
 }

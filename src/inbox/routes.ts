@@ -12,7 +12,8 @@ const nackBody = leasesBody.extend({ delaySeconds: z.number().int().min(0).max(4
 
 function intParam(raw: unknown, name: string, min: number, max: number, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
+  // Plain decimal digits only: no sign, space, exponent, hex or repeated parameter.
+  const n = typeof raw === 'string' && /^[0-9]{1,9}$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) throw new HubError('malformed-request', `${name} must be an integer from ${min} to ${max}`);
   return n;
 }
@@ -25,13 +26,26 @@ async function receiverOf(auth: Authenticator, header: string | undefined): Prom
 
 /** GET /v1/inbox (long poll), POST /v1/inbox/ack, POST /v1/inbox/nack. */
 export async function inboxRoutes(app: FastifyInstance, opts: InboxRouteOptions): Promise<void> {
+  // Long polls in progress, each settled once its answer is written (or the client went away).
+  const polls = new Set<Promise<void>>();
+  // A graceful close first ends every long poll (they answer at once, with `Connection: close`)
+  // and lets the answers go out; otherwise the close waits out the wait and then the keep-alive.
+  app.addHook('preClose', async () => {
+    opts.inbox.shutdown();
+    await Promise.allSettled([...polls]);
+  });
+
   app.get<{ Querystring: Record<string, string> }>('/v1/inbox', async (request, reply) => {
     const receiver = await receiverOf(opts.auth, request.headers.authorization);
     const max = intParam(request.query.max, 'max', 1, opts.maxMessages, 10);
     const wait = intParam(request.query.wait, 'wait', 0, opts.maxWaitSeconds, 0);
     const abort = new AbortController();
     request.raw.on('close', () => abort.abort());
+    const answered = new Promise<void>((resolve) => reply.raw.once('close', resolve));
+    polls.add(answered);
+    void answered.then(() => polls.delete(answered));
     const items = await opts.inbox.poll(receiver, max, wait, abort.signal);
+    if (opts.inbox.shuttingDown) reply.header('connection', 'close');
     const messages = items.map((i) => `{"lease":${JSON.stringify(i.lease)},"leaseExpiresAt":"${i.leaseExpiresAt}","receives":${i.receives},"resend":${i.resend},"event":${i.event}}`);
     return reply.type('application/json; charset=utf-8').send(`{"messages":[${messages.join(',')}]}`);
   });

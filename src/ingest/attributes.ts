@@ -38,7 +38,8 @@ export function validateAttributes(raw: Record<string, unknown>): EventAttribute
     subject: requiredString(raw, 'subject', 256),
   };
   for (const name of names) {
-    if (name in out) continue;
+    // Own members only: `in` would also see Object.prototype ('constructor', '__proto__') and skip them unchecked.
+    if (Object.hasOwn(out, name)) continue;
     const v = raw[name];
     if (RESERVED.has(name)) throw new HubError('invalid-event', `the attribute '${name}' is reserved for the hub`, { extra: { attribute: name } });
     if (!NAME.test(name)) throw new HubError('invalid-event', `attribute names are 1-20 lower-case letters or digits: '${name.slice(0, 40)}'`, { extra: { attribute: name.slice(0, 40) } });
@@ -53,7 +54,7 @@ export function validateAttributes(raw: Record<string, unknown>): EventAttribute
     out[name] = v;
   }
   if (out.time !== undefined) {
-    if (typeof out.time !== 'string' || !RFC3339.test(out.time) || !Number.isFinite(Date.parse(out.time))) {
+    if (typeof out.time !== 'string' || !RFC3339.test(out.time) || !Number.isFinite(Date.parse(out.time)) || !isCalendarDate(out.time)) {
       throw new HubError('invalid-event', "the attribute 'time' must be an RFC 3339 timestamp", { extra: { attribute: 'time' } });
     }
   }
@@ -61,6 +62,15 @@ export function validateAttributes(raw: Record<string, unknown>): EventAttribute
     throw new HubError('invalid-event', "the attribute 'datacontenttype' must be a media type", { extra: { attribute: 'datacontenttype' } });
   }
   return out;
+}
+
+/** The date and clock parts exist (Date.parse rolls 2024-02-30 over to March rather than refusing it). */
+function isCalendarDate(time: string): boolean {
+  const [y, m, d, hh, mm, ss] = [time.slice(0, 4), time.slice(5, 7), time.slice(8, 10), time.slice(11, 13), time.slice(14, 16), time.slice(17, 19)].map(Number) as [number, number, number, number, number, number];
+  const daysInMonth = new Date(Date.UTC(y, m, 0)).getUTCDate();
+  if (m < 1 || m > 12 || d < 1 || d > daysInMonth || hh > 23 || mm > 59 || ss > 60) return false;
+  const offset = /([+-])(\d{2}):(\d{2})$/.exec(time);
+  return !offset || (Number(offset[2]) <= 23 && Number(offset[3]) <= 59);
 }
 
 export function isJsonMediaType(contentType: string): boolean {

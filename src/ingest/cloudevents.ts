@@ -96,7 +96,8 @@ function eventFromObject(raw: Buffer, span: Span, obj: Record<string, unknown>, 
 
 /** Binary mode: attributes from ce-* headers (percent-decoded), data = the body as sent. */
 export function attributesFromHeaders(headers: Record<string, string | string[] | undefined>, contentType: string | undefined): Record<string, unknown> {
-  const raw: Record<string, unknown> = {};
+  // No prototype: a 'ce-__proto__' header becomes an attribute (and is refused as a bad name), not a prototype change.
+  const raw: Record<string, unknown> = Object.create(null);
   for (const [name, value] of Object.entries(headers)) {
     if (!name.startsWith('ce-') || value === undefined) continue;
     const attr = name.slice(3);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { EventAttributes } from '../store/types.ts';
 
 /** Same fingerprint = same content: attributes (key order ignored), content type and body hash. */
@@ -10,4 +11,10 @@ export function fingerprintOf(attributes: EventAttributes, contentType: string, 
 
 export function sha256Hex(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+export async function sha256OfStream(data: Readable): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of data) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }

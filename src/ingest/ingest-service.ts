@@ -2,13 +2,14 @@ import type { Readable } from 'node:stream';
 import type { FileBodies } from '../archive/file-bodies.ts';
 import type { Caller } from '../auth/authenticator.ts';
 import { HubError } from '../errors/hub-error.ts';
+import { limitedBody } from '../http/body.ts';
 import type { Router } from '../routing/router.ts';
 import { StorageUnavailableError } from '../store/storage-error.ts';
 import type { Store } from '../store/store.ts';
 import type { EventAttributes, IngestResult, NewMessage } from '../store/types.ts';
 import type { ParsedEvent } from './cloudevents.ts';
 import { validateAttributes } from './attributes.ts';
-import { fingerprintOf, sha256Hex } from './fingerprint.ts';
+import { fingerprintOf, sha256Hex, sha256OfStream } from './fingerprint.ts';
 import { receiptOf, type Receipt } from './receipt.ts';
 
 export type IngestOutcome =
@@ -51,8 +52,16 @@ export class IngestService {
     for (const [index, ev] of events.entries()) {
       if (ev instanceof HubError) { outcomes.push({ kind: 'refused', error: ev }); continue; }
       try {
-        const route = await this.prepare(ev.attributes, caller, receivedAt);
         const sha256 = sha256Hex(ev.body);
+        let route;
+        try {
+          route = await this.prepare(ev.attributes, caller, receivedAt);
+        } catch (e) {
+          const earlier = isRoutingRefusal(e) ? await this.earlier(ev.attributes, ev.contentType, sha256) : null;
+          if (!earlier) throw e;
+          outcomes.push(earlier);
+          continue;
+        }
         const message = this.newMessage(ev.attributes, ev.contentType, ev.body.length, sha256, receivedAt, route.receivers);
         if (ev.body.length <= this.opts.inlineBodyMaxBytes) {
           message.inlineBody = ev.body;
@@ -77,12 +86,34 @@ export class IngestService {
   async ingestStream(rawAttrs: Record<string, unknown>, contentType: string, body: Readable, limit: number, caller: Caller): Promise<IngestOutcome> {
     const attrs = validateAttributes(rawAttrs);
     const receivedAt = Date.now();
-    const route = await this.prepare(attrs, caller, receivedAt);
-    const stored = await this.files.putStream(body, limit);
+    let route;
+    try {
+      route = await this.prepare(attrs, caller, receivedAt);
+    } catch (e) {
+      if (isRoutingRefusal(e) && (await this.store.findMessage(attrs.source, attrs.id))) {
+        const earlier = await this.earlier(attrs, contentType, await sha256OfStream(limitedBody(body, limit)));
+        if (earlier) return earlier;
+      }
+      throw e;
+    }
+    const stored = await this.files.putStream(limitedBody(body, limit), limit);
     const message = this.newMessage(attrs, contentType, stored.size, stored.sha256, receivedAt, route.receivers);
     message.body = { kind: 'file', key: stored.key };
     const [result] = await this.commit([message]);
     return toOutcome(result!);
+  }
+
+  /**
+   * A message the routing refuses now may be the retry of one accepted before (the routes or the
+   * receivers changed since): it is answered as the duplicate (200, first receipt) or conflict
+   * (409) it is, as the CloudEvents (source, id) rule says, not refused as if it were new.
+   */
+  private async earlier(attrs: EventAttributes, contentType: string, sha256: string): Promise<IngestOutcome | null> {
+    const message = await this.store.findMessage(attrs.source, attrs.id);
+    if (!message) return null;
+    if (message.fingerprint !== fingerprintOf(attrs, contentType, sha256)) return toOutcome({ kind: 'conflict', message });
+    const receivers = (await this.store.getDeliveries(message.sequence)).filter((d) => d.resendOf === null).map((d) => d.receiver);
+    return toOutcome({ kind: 'duplicate', message, receivers });
   }
 
   private newMessage(attrs: EventAttributes, contentType: string, size: number, sha256: string, receivedAt: number, receivers: NewMessage['receivers']): NewMessage {
@@ -111,6 +142,11 @@ export class IngestService {
     if (touched.length > 0) this.opts.onCommitted(touched);
     return results;
   }
+}
+
+/** Refusals that depend on the current routes and registry, not on the event itself. */
+function isRoutingRefusal(e: unknown): boolean {
+  return e instanceof HubError && (e.code === 'no-route' || e.code === 'invalid-meter-id');
 }
 
 function toOutcome(r: IngestResult): IngestOutcome {

@@ -37,7 +37,8 @@ export class LeaseKeeper {
       return r && r.mode === 'pull' ? r.maxReceives : 10;
     });
     if (rescued > 0) this.hooks.onReleased?.(false);
-    if (released > 0) this.hooks.onReleased?.(true);
+    // A dead one also lets its meter's next delivery go (ordering: subject): wake long polls too.
+    if (released > 0 || dead.length > 0) this.hooks.onReleased?.(true);
     for (const d of dead) this.hooks.onDead?.(d, d.lastError ?? 'receive limit reached');
     return { rescued, released, dead: dead.length };
   }

@@ -5,6 +5,7 @@ import { HubError } from '../errors/hub-error.ts';
 import type { Store } from '../store/store.ts';
 import type { DeliveryRecord, MessageRecord } from '../store/types.ts';
 import { attemptView, messageView } from './views.ts';
+import { visibleDeliveries } from './visibility.ts';
 
 export interface StatusRouteOptions { auth: Authenticator; store: Store; archive: Archive }
 
@@ -12,16 +13,14 @@ export interface StatusRouteOptions { auth: Authenticator; store: Store; archive
  * What a caller may see of a message: the sender sees all its deliveries, a receiver only its
  * own, an admin everything; anyone else gets 404, as if the message did not exist.
  */
-async function visibleMessage(store: Store, caller: Caller, param: string): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] }> {
+export async function visibleMessage(store: Store, caller: Caller, param: string): Promise<{ message: MessageRecord; deliveries: DeliveryRecord[] }> {
   const notFound = new HubError('not-found', `no message ${param.slice(0, 30)}`);
   if (!/^[1-9][0-9]{0,15}$/.test(param)) throw notFound;
   const message = await store.getMessage(Number(param));
   if (!message) throw notFound;
-  const all = await store.getDeliveries(message.sequence);
-  if (caller.kind === 'admin' || message.source === caller.participant) return { message, deliveries: all };
-  const own = all.filter((d) => d.receiver === caller.participant);
-  if (own.length === 0) throw notFound;
-  return { message, deliveries: own };
+  const deliveries = visibleDeliveries(caller, message, await store.getDeliveries(message.sequence));
+  if (!deliveries) throw notFound;
+  return { message, deliveries };
 }
 
 export async function statusRoutes(app: FastifyInstance, opts: StatusRouteOptions): Promise<void> {

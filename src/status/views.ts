@@ -4,6 +4,7 @@ const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString()
 
 export function deliveryView(d: DeliveryRecord) {
   return {
+    delivery: d.id,
     receiver: d.receiver,
     mode: d.mode,
     state: d.state,

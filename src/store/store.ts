@@ -1,6 +1,7 @@
 import type {
-  AckResult, AttemptRecord, AttemptResult, ClaimedDelivery, DeliveryRecord, IngestResult, KeyRecord,
-  MessageRecord, MeterEntry, NewMessage, ParticipantRecord, RouteRule, StoredReceiver,
+  AckResult, AttemptRecord, AttemptResult, ClaimedDelivery, DeadFilter, DeadLetter, DeliveryMode, DeliveryRecord,
+  IngestResult, KeyRecord, MessageRecord, MessageSearch, MeterEntry, NewMessage, ParticipantRecord,
+  RedriveSelector, RedrivenDelivery, ReplayChunk, ReplayChunkResult, RouteRule, StoredReceiver,
 } from './types.ts';
 
 /**
@@ -27,10 +28,13 @@ export interface Store {
    * receivedAt and receivers are ignored, nothing new is delivered), another fingerprint a
    * `conflict`. Accepted messages get sequences that increase in commit order (in array order
    * within a call) and one pending delivery per distinct receiver, due at receivedAt, with
-   * webhookId = webhookIdFor(sequence, receiver) (src/store/webhook-id.ts).
+   * webhookId = webhookIdFor(sequence, receiver) (src/store/webhook-id.ts) and
+   * createdAt = firstCreatedAt = receivedAt.
    */
   commitMessages(messages: NewMessage[]): Promise<IngestResult[]>;
   getMessage(sequence: number): Promise<MessageRecord | null>;
+  /** The message accepted under (source, id), or null: how ingest answers a retry that it can no longer route. */
+  findMessage(source: string, id: string): Promise<MessageRecord | null>;
   /** The exact bytes of an inline body (empty, not null, for an empty one); null for a file body or an unknown message. */
   readInlineBody(sequence: number): Promise<Buffer | null>;
   /** Every delivery of the message, resends included (resendOf set), in creation order. */
@@ -95,9 +99,15 @@ export interface Store {
    * (nextAttemptAt, then creation), and counts the attempt: state delivering, leaseUntil,
    * attempts + 1, lastAttemptAt = now. `token` names the claimer; every claim gets a lease
    * token of its own (starting with `token`), so a later claim of the same delivery never
-   * shares it. Returned in sequence order. Does not apply `ordering: subject`.
+   * shares it. Returned in sequence order.
+   *
+   * `ordered` (the receiver's `ordering: subject`): a delivery is claimable only when no
+   * delivery of the same receiver and subject that comes before it in (sequence, id) order is
+   * pending or delivering, whatever its mode or due time; delivered and dead ones do not hold
+   * later ones back. So at most one delivery per subject is in flight, and a subject's
+   * deliveries are attempted in sequence order; other subjects are not held up.
    */
-  claimPush(receiver: string, limit: number, now: number, leaseUntil: number, token: string): Promise<ClaimedDelivery[]>;
+  claimPush(receiver: string, limit: number, now: number, leaseUntil: number, token: string, ordered?: boolean): Promise<ClaimedDelivery[]>;
   /**
    * Records attempts and their results, one per item, reported true when recorded. A result
    * counts only while the delivery is still leased under that claim's token (even past
@@ -116,9 +126,12 @@ export interface Store {
    * returned in sequence order: state delivering, leaseUntil, receives and attempts + 1, a
    * 'leased' attempt row, and a random lease token per delivery (128 bits, not derivable from
    * another). A delivery already leased `maxReceives` times (then nacked) is not leased again:
-   * it goes dead here (a 'dead' attempt row) and is not returned.
+   * it goes dead here (a 'dead' attempt row) and is not returned; `onDead` is called for each
+   * such delivery once the change is committed (so the caller can raise the dead-letter alert).
+   * `ordered` (the receiver's `ordering: subject`) holds a subject's later deliveries back
+   * exactly as for claimPush; one that goes dead here lets the next of its subject be leased.
    */
-  leasePull(receiver: string, max: number, now: number, leaseUntil: number, maxReceives: number): Promise<ClaimedDelivery[]>;
+  leasePull(receiver: string, max: number, now: number, leaseUntil: number, maxReceives: number, onDead?: (d: DeliveryRecord) => void, ordered?: boolean): Promise<ClaimedDelivery[]>;
   /**
    * Marks leased deliveries delivered. Per lease, in order: 'acked', or 'expired' when the lease
    * is unknown, another receiver's, already settled, or has expired (leaseUntil <= now).
@@ -149,4 +162,50 @@ export interface Store {
   setPendingMode(receiver: string, mode: 'push' | 'pull'): Promise<number>;
   /** Non-zero counts per receiver and state, in no promised order. */
   countDeliveriesByState(): Promise<Array<{ receiver: string; state: string; count: number }>>;
+
+  // dead-letter queue
+  /**
+   * Dead deliveries matching `filter` (deadAt in [from, to)), oldest dead first (deadAt, then
+   * id), after the cursor (deadAt, id) of the previous page when given; at most `limit`.
+   */
+  listDead(filter: DeadFilter, after: { deadAt: number; id: number } | null, limit: number): Promise<DeadLetter[]>;
+  /**
+   * Puts dead deliveries back to pending with a fresh budget, atomically and set-based: at most
+   * `limit` of those selected that are dead (a filter takes them oldest dead first; ids that are
+   * unknown or not dead are skipped). Each gets attempts = receives = 0, createdAt =
+   * nextAttemptAt = now, deadAt null (lastError, lastStatus and firstCreatedAt kept), and a
+   * 'redriven' attempt row at `now`. Returns the redriven deliveries (by id); redriving the same
+   * set again returns none, since they are no longer dead.
+   */
+  redriveDead(selector: RedriveSelector, now: number, limit: number): Promise<RedrivenDelivery[]>;
+
+  // resend and replay
+  /**
+   * One new pending delivery per item whose original delivery (resendOf null) of (sequence,
+   * receiver) exists: due now, createdAt = firstCreatedAt = now, in `mode`, resendOf = the
+   * original's id, webhookId = the original's (a resend is the same delivery again, marked as a
+   * resend). Items without an original are skipped. Returned by id (item order).
+   */
+  resend(items: Array<{ sequence: number; receiver: string; mode: DeliveryMode }>, now: number): Promise<DeliveryRecord[]>;
+  /**
+   * One chunk of a replay, atomically: the first `limit` messages (by sequence) after
+   * `afterSequence` that match the filter (and, with filter.receiver, were originally routed to
+   * it) get a resend (as `resend` makes) for each of their original deliveries whose receiver is
+   * among `targets` (and is filter.receiver, when given). Call again from lastSequence until
+   * matched < limit.
+   */
+  replayChunk(chunk: ReplayChunk): Promise<ReplayChunkResult>;
+
+  // archive search
+  /**
+   * One page of archived messages matching the search, by sequence (asc or desc), strictly
+   * after the cursor sequence. A viewer sees only the messages it sent or that have a delivery
+   * to it; `state` matches only deliveries the viewer may see (all of a message it sent, else
+   * its own). Sequences commit in increasing order, so an asc cursor misses nothing committed
+   * later (an adapter where sequences can commit out of order must hold the page back to its
+   * visibility horizon).
+   */
+  searchMessages(search: MessageSearch): Promise<MessageRecord[]>;
+  /** Every delivery of the given messages, resends included, by sequence then creation. */
+  getDeliveriesOf(sequences: number[]): Promise<DeliveryRecord[]>;
 }

@@ -40,7 +40,10 @@ export interface DeliveryRecord {
   attempts: number;
   /** Times a pull delivery was leased. */
   receives: number;
+  /** Start of the current retry budget (max age): creation, or the last redrive. */
   createdAt: number;
+  /** When the delivery was created; a redrive resets createdAt but never this. */
+  firstCreatedAt: number;
   nextAttemptAt: number;
   leaseUntil: number | null;
   leaseToken: string | null;
@@ -54,7 +57,7 @@ export interface DeliveryRecord {
   webhookId: string;
 }
 
-export type AttemptOutcomeKind = 'delivered' | 'failed' | 'dead' | 'leased' | 'acked' | 'nacked' | 'expired' | 'lease-lost';
+export type AttemptOutcomeKind = 'delivered' | 'failed' | 'dead' | 'leased' | 'acked' | 'nacked' | 'expired' | 'lease-lost' | 'redriven';
 
 export interface AttemptRecord {
   deliveryId: number;
@@ -130,5 +133,57 @@ export type AttemptResult =
   | { kind: 'dead'; status: number | null; latencyMs: number; at: number; error: string };
 
 export interface AckResult { lease: string; result: 'acked' | 'expired' }
+
+/** A dead delivery as the dead-letter queue lists it: the delivery and its message's type and source. */
+export interface DeadLetter extends DeliveryRecord { type: string; source: string }
+
+/** Which dead deliveries: of one receiver, and dead in [from, to) (epoch ms); absent bounds are open. */
+export interface DeadFilter { receiver?: string; from?: number; to?: number }
+
+/** Dead deliveries to redrive: those matching a filter, or those of the given ids that are dead. */
+export type RedriveSelector = { filter: DeadFilter } | { ids: number[] };
+
+/** A delivery put back to pending by a redrive. */
+export interface RedrivenDelivery { id: number; sequence: number; receiver: string; mode: DeliveryMode }
+
+/** Archived messages by their attributes, and received in [from, to) (epoch ms); absent fields match all. */
+export interface MessageFilter { subject?: string; type?: string; source?: string; from?: number; to?: number }
+
+/** An archive search: one page of messages, by sequence, after a cursor. */
+export interface MessageSearch extends MessageFilter {
+  /** The participant searching (only what it sent or was routed to), or null for an admin (everything). */
+  viewer: string | null;
+  /** Only messages with a delivery to this receiver. */
+  receiver?: string;
+  /** Only messages with a delivery in this state (of the viewer's deliveries, and of `receiver` when given). */
+  state?: DeliveryState;
+  /** Cursor: the last sequence of the previous page (asc: later ones follow, desc: earlier ones). */
+  after?: number;
+  order: 'asc' | 'desc';
+  limit: number;
+}
+
+/** One chunk of a replay: resends of the messages matching `filter` with sequence > afterSequence, at most `limit` messages. */
+export interface ReplayChunk {
+  filter: MessageFilter & { receiver?: string };
+  /** The receivers that may get resends, with the mode each receives in now. */
+  targets: Array<{ receiver: string; mode: DeliveryMode }>;
+  afterSequence: number;
+  limit: number;
+  now: number;
+}
+
+export interface ReplayChunkResult {
+  /** Messages matching the filter in this chunk. */
+  matched: number;
+  /** The highest sequence matched (the next chunk's afterSequence), or null when none matched. */
+  lastSequence: number | null;
+  /** Messages that got at least one resend. */
+  messages: number;
+  /** Resend deliveries created. */
+  deliveries: number;
+  /** The receivers that got any, with their mode (to wake them). */
+  receivers: Array<{ receiver: string; mode: DeliveryMode }>;
+}
 
 export type { RouteRule };

@@ -8,124 +8,27 @@
  * what the Store interface documents. All times are explicit epoch milliseconds; nothing here
  * reads the clock or sleeps.
  */
-import { describe, it } from 'node:test';
+import { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import type { Store } from '../../src/store/store.ts';
 import { StorageUnavailableError } from '../../src/store/storage-error.ts';
 import { webhookIdFor } from '../../src/store/webhook-id.ts';
-import type {
-  AttemptResult, BodyRef, ClaimedDelivery, DeliveryMode, DeliveryRecord, EventAttributes, KeyRecord,
-  MessageRecord, NewMessage, RouteRule, StoredReceiver,
-} from '../../src/store/types.ts';
+import type { ClaimedDelivery, MessageRecord, RouteRule } from '../../src/store/types.ts';
+import {
+  MIN, T0, attemptsOf, commitOne, dead, delivered, delivery, key, msg, oneDelivery, pullReceiver, pushReceiver, retry, sortedIds,
+  storeCase, uid, type OpenStore,
+} from './builders.ts';
+import { deadLetterCases } from './conformance-dead-letters.ts';
+import { orderingCases } from './conformance-ordering.ts';
+import { resendCases } from './conformance-resends.ts';
+import { searchCases } from './conformance-search.ts';
 
-export type OpenStore = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
-
-const T0 = 1_700_000_000_000;
-const MIN = 60_000;
-
-// ---------------------------------------------------------------------------------------------
-// builders
-
-let counter = 0;
-const uid = (prefix = 'm') => `${prefix}-${++counter}-${randomBytes(3).toString('hex')}`;
-
-function fingerprint(attributes: EventAttributes, contentType: string, sha256: string): string {
-  const canonical = JSON.stringify(Object.keys(attributes).sort().map((k) => [k, attributes[k]]));
-  return createHash('sha256').update(canonical).update('\n').update(contentType).update('\n').update(sha256).digest('hex');
-}
-
-interface MsgOpts {
-  source?: string;
-  id?: string;
-  type?: string;
-  subject?: string;
-  time?: string | null;
-  extra?: Record<string, string | number | boolean>;
-  body?: Buffer;
-  contentType?: string;
-  receivedAt?: number;
-  /** Receiver IDs (push), or [id, mode] pairs. */
-  to?: Array<string | [string, DeliveryMode]>;
-  fileKey?: string;
-}
-
-function msg(o: MsgOpts = {}): NewMessage {
-  const source = o.source ?? 'MDP-A';
-  const id = o.id ?? uid();
-  const type = o.type ?? 'au.nem12.interval';
-  const subject = o.subject ?? 'NMI0000001';
-  const time = o.time === undefined ? null : o.time;
-  const attributes: EventAttributes = {
-    specversion: '1.0', id, source, type, subject, ...(time ? { time } : {}), ...o.extra,
-  };
-  const body = o.body ?? Buffer.from(JSON.stringify({ reading: id }));
-  const contentType = o.contentType ?? 'application/json';
-  const sha256 = createHash('sha256').update(body).digest('hex');
-  const bodyRef: BodyRef = o.fileKey ? { kind: 'file', key: o.fileKey } : { kind: 'inline' };
-  return {
-    source, id, type, subject, time, attributes, contentType, size: body.length, sha256,
-    fingerprint: fingerprint(attributes, contentType, sha256), receivedAt: o.receivedAt ?? T0, body: bodyRef,
-    ...(o.fileKey ? {} : { inlineBody: body }),
-    receivers: (o.to ?? ['RETAILER-A']).map((r) => (typeof r === 'string' ? { receiver: r, mode: 'push' as const } : { receiver: r[0], mode: r[1] })),
-  };
-}
-
-async function commitOne(store: Store, m: NewMessage): Promise<MessageRecord> {
-  const r = (await store.commitMessages([m]))[0]!;
-  assert.ok(r, 'one result per message');
-  assert.equal(r.kind, 'accepted');
-  return r.message;
-}
-
-/** Commits one message to one receiver and returns that delivery. */
-async function oneDelivery(store: Store, receiver: string, mode: DeliveryMode, o: MsgOpts = {}): Promise<DeliveryRecord> {
-  const m = await commitOne(store, msg({ ...o, to: [[receiver, mode]] }));
-  const ds = await store.getDeliveries(m.sequence);
-  assert.equal(ds.length, 1);
-  return ds[0]!;
-}
-
-async function delivery(store: Store, id: number): Promise<DeliveryRecord> {
-  const d = await store.getDelivery(id);
-  assert.ok(d, `delivery ${id} exists`);
-  return d;
-}
-
-async function attemptsOf(store: Store, d: DeliveryRecord) {
-  return (await store.getAttempts(d.sequence)).filter((a) => a.deliveryId === d.id);
-}
-
-const delivered = (at: number, status = 200): AttemptResult => ({ kind: 'delivered', status, latencyMs: 5, at });
-const retry = (at: number, nextAttemptAt: number, status: number | null = 500): AttemptResult => ({ kind: 'retry', status, latencyMs: 5, at, error: `HTTP ${status}`, nextAttemptAt });
-const dead = (at: number, status: number | null = 410): AttemptResult => ({ kind: 'dead', status, latencyMs: 5, at, error: 'gone' });
-
-const pushReceiver = (url = 'https://r.example/hook'): StoredReceiver => ({
-  mode: 'push', url, ordering: 'none', timeoutMs: 10_000, maxInFlight: 16, ratePerSecond: null, retry: {}, secrets: ['whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ='],
-});
-const pullReceiver = (maxReceives = 10): StoredReceiver => ({ mode: 'pull', ordering: 'subject', visibilityTimeoutSeconds: 30, maxReceives });
-
-function key(o: Partial<KeyRecord> = {}): KeyRecord {
-  return { id: uid('key'), participant: 'RETAILER-A', role: 'participant', hash: randomBytes(32).toString('hex'), createdAt: T0, revokedAt: null, ...o };
-}
-
-function sortedIds(ds: Array<{ id: number }>): number[] {
-  return ds.map((d) => d.id).sort((a, b) => a - b);
-}
+export type { OpenStore };
 
 // ---------------------------------------------------------------------------------------------
 
 export function runStoreConformance(name: string, open: OpenStore): void {
-  /** A case on a fresh store, cleaned up whatever happens. */
-  const test = (title: string, fn: (store: Store) => Promise<void>) =>
-    it(title, async () => {
-      const { store, cleanup } = await open();
-      try {
-        await fn(store);
-      } finally {
-        await cleanup();
-      }
-    });
+  const test = storeCase(open);
 
   describe(name, () => {
     // -----------------------------------------------------------------------------------------
@@ -245,7 +148,7 @@ export function runStoreConformance(name: string, open: OpenStore): void {
         for (const d of ds) {
           assert.deepEqual({ ...d, id: 0 }, {
             id: 0, sequence: rec.sequence, receiver: d.receiver, mode: d.mode, subject: 'NMI42', state: 'pending', attempts: 0,
-            receives: 0, createdAt: T0 + 123, nextAttemptAt: T0 + 123, leaseUntil: null, leaseToken: null, lastAttemptAt: null,
+            receives: 0, createdAt: T0 + 123, firstCreatedAt: T0 + 123, nextAttemptAt: T0 + 123, leaseUntil: null, leaseToken: null, lastAttemptAt: null,
             lastStatus: null, lastError: null, deliveredAt: null, deadAt: null, resendOf: null, webhookId: webhookIdFor(rec.sequence, d.receiver),
           });
           assert.deepEqual(await store.getDelivery(d.id), d);
@@ -1013,5 +916,10 @@ export function runStoreConformance(name: string, open: OpenStore): void {
         assert.equal((await store.countDeliveriesByState()).reduce((n, c) => n + c.count, 0), 2, 'the failed message left nothing');
       });
     });
+
+    describe('ordering: subject', () => orderingCases(test));
+    describe('dead-letter queue', () => deadLetterCases(test));
+    describe('resend and replay', () => resendCases(test));
+    describe('archive search', () => searchCases(test));
   });
 }

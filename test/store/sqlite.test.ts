@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,6 +98,25 @@ describe('SqliteStore (SQLite only)', () => {
       const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>).map((r) => r.name);
       assert.deepEqual(tables, ['a', 'b'], 'the broken migration left nothing behind');
       db.close();
+    }));
+
+    it('a file made by schema version 1 upgrades in place: deliveries keep their data and get firstCreatedAt', withFile(async (file, dir) => {
+      const v1 = join(dir, 'v1');
+      mkdirSync(v1);
+      writeFileSync(join(v1, '0001_init.sql'), readFileSync(join(MIGRATIONS, '0001_init.sql')));
+      const db = new Database(file);
+      migrate(db, v1);
+      db.prepare(`INSERT INTO messages (source, id, type, subject, attributes, content_type, size, sha256, fingerprint, received_at, body_kind)
+        VALUES ('MDP-A', 'old', 't', 'NMI1', '{"specversion":"1.0","id":"old","source":"MDP-A","type":"t","subject":"NMI1"}', 'application/json', 2, 'x', 'f', 5, 'inline')`).run();
+      db.prepare(`INSERT INTO deliveries (sequence, receiver, mode, subject, state, created_at, next_attempt_at, webhook_id)
+        VALUES (1, 'R', 'push', 'NMI1', 'pending', 5, 5, 'msg_1_R')`).run();
+      db.close();
+      const store = new SqliteStore(file);
+      const [d] = await store.getDeliveries(1);
+      assert.equal(d!.createdAt, 5);
+      assert.equal(d!.firstCreatedAt, 5, 'backfilled from created_at');
+      assert.equal((await store.claimPush('R', 10, 5, 100, 'tok', true)).length, 1, 'and it is claimable with ordering');
+      await store.close();
     }));
 
     it('a file from a newer version is refused, not opened', withFile(async (file) => {

@@ -1,4 +1,4 @@
-import type { AttemptRecord, DeliveryRecord, KeyRecord, MessageRecord, MeterEntry, ParticipantRecord } from '../types.ts';
+import type { AttemptRecord, DeadLetter, DeliveryRecord, KeyRecord, MessageRecord, MeterEntry, ParticipantRecord } from '../types.ts';
 
 /* Row shapes of the SQLite tables and their mapping to records. */
 
@@ -19,7 +19,7 @@ export function toMessage(r: MessageRow): MessageRecord {
 
 export interface DeliveryRow {
   id: number; sequence: number; receiver: string; mode: 'push' | 'pull'; subject: string;
-  state: DeliveryRecord['state']; attempts: number; receives: number; created_at: number;
+  state: DeliveryRecord['state']; attempts: number; receives: number; created_at: number; first_created_at: number;
   next_attempt_at: number; lease_until: number | null; lease_token: string | null;
   last_attempt_at: number | null; last_status: number | null; last_error: string | null;
   delivered_at: number | null; dead_at: number | null; resend_of: number | null; webhook_id: string;
@@ -28,7 +28,7 @@ export interface DeliveryRow {
 export function toDelivery(r: DeliveryRow): DeliveryRecord {
   return {
     id: r.id, sequence: r.sequence, receiver: r.receiver, mode: r.mode, subject: r.subject, state: r.state,
-    attempts: r.attempts, receives: r.receives, createdAt: r.created_at, nextAttemptAt: r.next_attempt_at,
+    attempts: r.attempts, receives: r.receives, createdAt: r.created_at, firstCreatedAt: r.first_created_at, nextAttemptAt: r.next_attempt_at,
     leaseUntil: r.lease_until, leaseToken: r.lease_token, lastAttemptAt: r.last_attempt_at,
     lastStatus: r.last_status, lastError: r.last_error, deliveredAt: r.delivered_at, deadAt: r.dead_at,
     resendOf: r.resend_of, webhookId: r.webhook_id,
@@ -60,4 +60,10 @@ export interface MeterRow { meter: string; role: string; participant: string; va
 
 export function toMeter(r: MeterRow): MeterEntry {
   return { meter: r.meter, role: r.role, participant: r.participant, validFrom: r.valid_from === 0 ? null : r.valid_from, validTo: r.valid_to };
+}
+
+export interface DeadLetterRow extends DeliveryRow { type: string; source: string }
+
+export function toDeadLetter(r: DeadLetterRow): DeadLetter {
+  return { ...toDelivery(r), type: r.type, source: r.source };
 }

@@ -2,12 +2,16 @@ import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { Store } from '../store.ts';
 import type {
-  AckResult, AttemptRecord, AttemptResult, ClaimedDelivery, DeliveryRecord, IngestResult, KeyRecord,
-  MessageRecord, MeterEntry, NewMessage, ParticipantRecord, RouteRule, StoredReceiver,
+  AckResult, AttemptRecord, AttemptResult, ClaimedDelivery, DeadFilter, DeadLetter, DeliveryMode, DeliveryRecord,
+  IngestResult, KeyRecord, MessageRecord, MessageSearch, MeterEntry, NewMessage, ParticipantRecord,
+  RedriveSelector, RedrivenDelivery, ReplayChunk, ReplayChunkResult, RouteRule, StoredReceiver,
 } from '../types.ts';
 import { webhookIdFor } from '../webhook-id.ts';
 import { openDatabase } from './database.ts';
 import { WriteQueue } from './write-queue.ts';
+import { listDead, prepareDeadLetterStatements, redriveDead } from './dead-letters.ts';
+import { StatementCache, searchMessages } from './message-search.ts';
+import { prepareResendStatements, replayChunk, resend } from './resends.ts';
 import {
   toAttempt, toDelivery, toKey, toMessage, toMeter, toParticipant,
   type AttemptRow, type DeliveryRow, type KeyRow, type MessageRow, type MeterRow, type ParticipantRow,
@@ -21,11 +25,17 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly writes: WriteQueue;
   private readonly sql;
+  private readonly dead;
+  private readonly resends;
+  private readonly queries: StatementCache;
 
   constructor(file: string) {
     this.db = openDatabase(file);
     this.writes = new WriteQueue(this.db);
     this.sql = prepareStatements(this.db);
+    this.dead = prepareDeadLetterStatements(this.db);
+    this.resends = prepareResendStatements(this.db);
+    this.queries = new StatementCache(this.db);
   }
 
   async close(): Promise<void> {
@@ -69,6 +79,11 @@ export class SqliteStore implements Store {
 
   async getMessage(sequence: number): Promise<MessageRecord | null> {
     const row = this.sql.messageBySequence.get(sequence) as MessageRow | undefined;
+    return row ? toMessage(row) : null;
+  }
+
+  async findMessage(source: string, id: string): Promise<MessageRecord | null> {
+    const row = this.sql.messageBySourceId.get(source, id) as MessageRow | undefined;
     return row ? toMessage(row) : null;
   }
 
@@ -173,12 +188,12 @@ export class SqliteStore implements Store {
     return (this.sql.pushReceivers.all(now, limit) as Array<{ receiver: string }>).map((r) => r.receiver);
   }
 
-  claimPush(receiver: string, limit: number, now: number, leaseUntil: number, token: string): Promise<ClaimedDelivery[]> {
+  claimPush(receiver: string, limit: number, now: number, leaseUntil: number, token: string, ordered = false): Promise<ClaimedDelivery[]> {
     return this.writes.run(() => {
       if (!(limit >= 1)) return [];
       // The caller's token names the process; the nonce makes every claim's token its own, so a
       // result from an earlier claim of the same delivery by the same process is recognised as stale.
-      const rows = this.sql.claimPush.all({ receiver, limit: Math.floor(limit), now, lease_until: leaseUntil, token: `${token}.${randomBytes(9).toString('base64url')}` }) as DeliveryRow[];
+      const rows = (ordered ? this.sql.claimPushOrdered : this.sql.claimPush).all({ receiver, limit: Math.floor(limit), now, lease_until: leaseUntil, token: `${token}.${randomBytes(9).toString('base64url')}` }) as DeliveryRow[];
       return rows.map(toDelivery).sort(bySequence) as ClaimedDelivery[];
     });
   }
@@ -206,19 +221,26 @@ export class SqliteStore implements Store {
 
   // ---- pull inbox ----
 
-  leasePull(receiver: string, max: number, now: number, leaseUntil: number, maxReceives: number): Promise<ClaimedDelivery[]> {
-    return this.writes.run(() => {
+  async leasePull(receiver: string, max: number, now: number, leaseUntil: number, maxReceives: number, onDead?: (d: DeliveryRecord) => void, ordered = false): Promise<ClaimedDelivery[]> {
+    const dead: DeliveryRecord[] = [];
+    const candidates = ordered ? this.sql.pullCandidatesOrdered : this.sql.pullCandidates;
+    const leasedRows = await this.writes.run(() => {
+      dead.length = 0; // a retried group runs this again
       const leased: ClaimedDelivery[] = [];
       // Candidates in due order; one that was leased `maxReceives` times already (and nacked)
-      // goes dead here instead of being leased once more, and the next one is taken.
+      // goes dead here instead of being leased once more, and the next one is taken (with
+      // ordering, the next of its subject is a candidate of the next round).
       while (leased.length < max) {
-        const batch = this.sql.pullCandidates.all({ receiver, now, limit: Math.floor(max - leased.length) }) as Array<{ id: number; receives: number }>;
+        const batch = candidates.all({ receiver, now, limit: Math.floor(max - leased.length) }) as Array<{ id: number; receives: number }>;
         if (batch.length === 0) break;
         for (const c of batch) {
           if (c.receives >= maxReceives) {
             const reason = `leased ${c.receives} times without an ack, receive limit (${maxReceives}) reached`;
             const row = this.sql.pullToDeadPending.get({ id: c.id, now, error: reason }) as DeliveryRow | undefined;
-            if (row) this.sql.insertAttempt.run({ delivery_id: row.id, sequence: row.sequence, receiver, started_at: now, outcome: 'dead', status: null, latency_ms: null, error: reason });
+            if (row) {
+              this.sql.insertAttempt.run({ delivery_id: row.id, sequence: row.sequence, receiver, started_at: now, outcome: 'dead', status: null, latency_ms: null, error: reason });
+              dead.push(toDelivery(row));
+            }
             continue;
           }
           // Each lease its own random token (128 bits), not guessable from another one.
@@ -230,6 +252,9 @@ export class SqliteStore implements Store {
       }
       return leased.sort(bySequence);
     });
+    // Only once committed: the caller raises the dead-letter alert for these.
+    for (const d of dead) onDead?.(d);
+    return leasedRows;
   }
 
   ackPull(receiver: string, leases: string[], now: number): Promise<AckResult[]> {
@@ -299,6 +324,37 @@ export class SqliteStore implements Store {
   async countDeliveriesByState(): Promise<Array<{ receiver: string; state: string; count: number }>> {
     return this.sql.countByState.all() as Array<{ receiver: string; state: string; count: number }>;
   }
+
+  // ---- dead-letter queue ----
+
+  async listDead(filter: DeadFilter, after: { deadAt: number; id: number } | null, limit: number): Promise<DeadLetter[]> {
+    return listDead(this.dead, filter, after, limit);
+  }
+
+  redriveDead(selector: RedriveSelector, now: number, limit: number): Promise<RedrivenDelivery[]> {
+    return this.writes.run(() => redriveDead(this.dead, selector, now, limit));
+  }
+
+  // ---- resend and replay ----
+
+  resend(items: Array<{ sequence: number; receiver: string; mode: DeliveryMode }>, now: number): Promise<DeliveryRecord[]> {
+    return this.writes.run(() => resend(this.resends, items, now));
+  }
+
+  replayChunk(chunk: ReplayChunk): Promise<ReplayChunkResult> {
+    return this.writes.run(() => replayChunk(this.resends, this.queries, chunk));
+  }
+
+  // ---- archive search ----
+
+  async searchMessages(search: MessageSearch): Promise<MessageRecord[]> {
+    return searchMessages(this.queries, search);
+  }
+
+  async getDeliveriesOf(sequences: number[]): Promise<DeliveryRecord[]> {
+    if (sequences.length === 0) return [];
+    return (this.sql.deliveriesOfMessages.all(JSON.stringify(sequences)) as DeliveryRow[]).map(toDelivery);
+  }
 }
 
 /** One entry per receiver, the first one named. */
@@ -312,6 +368,14 @@ function bySequence(a: DeliveryRecord, b: DeliveryRecord): number {
 }
 
 
+/**
+ * `d` has no earlier (sequence, id) delivery of its receiver and subject still open: it is the
+ * subject's head. Answered by the partial index deliveries_open_by_subject (0002), whose WHERE
+ * this repeats word for word.
+ */
+const NO_EARLIER_OPEN = `NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.receiver = d.receiver AND e.subject = d.subject
+  AND e.state IN ('pending', 'delivering') AND (e.sequence, e.id) < (d.sequence, d.id))`;
+
 function prepareStatements(db: Database.Database) {
   const p = (sql: string) => db.prepare(sql);
   return {
@@ -321,11 +385,12 @@ function prepareStatements(db: Database.Database) {
       VALUES (@source, @id, @type, @subject, @time, @attributes, @content_type, @size, @sha256, @fingerprint, @received_at, @body_kind, @body_key) RETURNING *`),
     insertBody: p('INSERT INTO bodies (sequence, data) VALUES (?, ?)'),
     bodyBySequence: p('SELECT data FROM bodies WHERE sequence = ?'),
-    insertDelivery: p(`INSERT INTO deliveries (sequence, receiver, mode, subject, state, created_at, next_attempt_at, webhook_id, resend_of)
-      VALUES (@sequence, @receiver, @mode, @subject, 'pending', @created_at, @created_at, @webhook_id, @resend_of)`),
+    insertDelivery: p(`INSERT INTO deliveries (sequence, receiver, mode, subject, state, created_at, first_created_at, next_attempt_at, webhook_id, resend_of)
+      VALUES (@sequence, @receiver, @mode, @subject, 'pending', @created_at, @created_at, @created_at, @webhook_id, @resend_of)`),
     originalReceivers: p('SELECT receiver FROM deliveries WHERE sequence = ? AND resend_of IS NULL ORDER BY id'),
     deliveriesOfMessage: p('SELECT * FROM deliveries WHERE sequence = ? ORDER BY id'),
     deliveryById: p('SELECT * FROM deliveries WHERE id = ?'),
+    deliveriesOfMessages: p('SELECT * FROM deliveries WHERE sequence IN (SELECT value FROM json_each(?)) ORDER BY sequence, id'),
     attemptsOfMessage: p('SELECT * FROM attempts WHERE sequence = ? ORDER BY id'),
     insertAttempt: p(`INSERT INTO attempts (delivery_id, sequence, receiver, started_at, outcome, status, latency_ms, error)
       VALUES (@delivery_id, @sequence, @receiver, @started_at, @outcome, @status, @latency_ms, @error)`),
@@ -365,6 +430,14 @@ function prepareStatements(db: Database.Database) {
       WHERE id IN (SELECT id FROM deliveries WHERE mode = 'push' AND state = 'pending' AND receiver = @receiver AND next_attempt_at <= @now
                    ORDER BY next_attempt_at, id LIMIT @limit)
       RETURNING *`),
+    // ordering: subject. Only a subject's head (no earlier open delivery) is a candidate, so one
+    // claim takes at most one delivery per subject.
+    claimPushOrdered: p(`UPDATE deliveries SET state = 'delivering', lease_until = @lease_until, lease_token = @token || '.' || id,
+        attempts = attempts + 1, last_attempt_at = @now
+      WHERE id IN (SELECT d.id FROM deliveries d WHERE d.mode = 'push' AND d.state = 'pending' AND d.receiver = @receiver AND d.next_attempt_at <= @now
+                     AND ${NO_EARLIER_OPEN}
+                   ORDER BY d.next_attempt_at, d.id LIMIT @limit)
+      RETURNING *`),
     markDelivered: p(`UPDATE deliveries SET state = 'delivered', delivered_at = @at, last_status = @status, last_error = @error, lease_until = NULL, lease_token = NULL
       WHERE id = @id AND lease_token = @token AND state = 'delivering'`),
     markRetry: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = @next, last_status = @status, last_error = @error, lease_until = NULL, lease_token = NULL
@@ -375,6 +448,9 @@ function prepareStatements(db: Database.Database) {
 
     pullCandidates: p(`SELECT id, receives FROM deliveries WHERE mode = 'pull' AND state = 'pending' AND receiver = @receiver AND next_attempt_at <= @now
       ORDER BY next_attempt_at, id LIMIT @limit`),
+    pullCandidatesOrdered: p(`SELECT d.id, d.receives FROM deliveries d WHERE d.mode = 'pull' AND d.state = 'pending' AND d.receiver = @receiver AND d.next_attempt_at <= @now
+        AND ${NO_EARLIER_OPEN}
+      ORDER BY d.next_attempt_at, d.id LIMIT @limit`),
     leaseOne: p(`UPDATE deliveries SET state = 'delivering', lease_until = @lease_until, lease_token = @token,
         attempts = attempts + 1, receives = receives + 1, last_attempt_at = @now
       WHERE id = @id AND state = 'pending' AND mode = 'pull' RETURNING *`),
