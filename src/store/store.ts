@@ -56,8 +56,10 @@ export interface Store {
   listParticipants(): Promise<ParticipantRecord[]>;
   /**
    * Soft delete: the participant stops being routable and its keys are revoked (revokedAt =
-   * now); its record and settings stay readable with includeDeleted; deliveries already
-   * accepted go on. False when unknown or already deleted.
+   * now); its record and settings stay readable with includeDeleted; push deliveries already
+   * accepted go on with its last settings. Its pull deliveries not yet acked go dead (a 'dead'
+   * attempt row each): nobody can poll them any more, and the dead-letter queue keeps them to
+   * redrive once the participant is back. False when unknown or already deleted.
    */
   deleteParticipant(id: string, now: number): Promise<boolean>;
   /** Rejects (not StorageUnavailableError) a key whose id or hash is already stored. */

@@ -312,6 +312,33 @@ export function runStoreConformance(name: string, open: OpenStore): void {
         assert.equal(await store.deleteParticipant('NOBODY', T0), false);
       });
 
+      test('delete dead-letters the pull deliveries not yet acked (nobody can poll them any more); push and delivered ones are untouched', async (store) => {
+        await store.upsertParticipant('INBOX-A', 'Inbox A', pullReceiver(), T0);
+        const pending = await oneDelivery(store, 'INBOX-A', 'pull');
+        const leasedOne = await oneDelivery(store, 'INBOX-A', 'pull');
+        const acked = await oneDelivery(store, 'INBOX-A', 'pull');
+        const leased = await store.leasePull('INBOX-A', 2, T0 + 1, T0 + 10 * MIN, 10);
+        assert.deepEqual(leased.map((l) => l.id).sort(), [pending.id, leasedOne.id].sort());
+        const [ackable] = await store.leasePull('INBOX-A', 1, T0 + 2, T0 + 10 * MIN, 10);
+        assert.equal(ackable!.id, acked.id);
+        assert.deepEqual((await store.ackPull('INBOX-A', [ackable!.leaseToken], T0 + 3)).map((r) => r.result), ['acked']);
+        // One of the two stays leased, the other goes back to pending before the delete.
+        await store.nackPull('INBOX-A', [leased.find((l) => l.id === pending.id)!.leaseToken], T0 + 4, T0 + 4);
+        const pendingIds = [pending.id, leasedOne.id, acked.id];
+
+        assert.equal(await store.deleteParticipant('INBOX-A', T0 + MIN), true);
+        for (const id of pendingIds) {
+          const d = await delivery(store, id);
+          if (id === acked.id) assert.equal(d.state, 'delivered');
+          else {
+            assert.equal(d.state, 'dead', `delivery ${id} goes dead`);
+            assert.equal(d.deadAt, T0 + MIN);
+            assert.match(d.lastError ?? '', /deleted/);
+            assert.equal(d.leaseToken, null);
+          }
+        }
+      });
+
       test('a PUT after delete restores the participant as new; its old keys stay revoked', async (store) => {
         await store.upsertParticipant('RETAILER-A', 'Retailer A', null, T0);
         const k = key({ participant: 'RETAILER-A' });

@@ -128,7 +128,13 @@ export class SqliteStore implements Store {
   deleteParticipant(id: string, now: number): Promise<boolean> {
     return this.writes.run(() => {
       const changed = this.sql.deleteParticipant.run(now, id).changes > 0;
-      if (changed) this.sql.revokeKeysOf.run(now, id);
+      if (changed) {
+        this.sql.revokeKeysOf.run(now, id);
+        const reason = 'the receiver was deleted; redrive once it is back';
+        for (const r of this.sql.deadLetterPullOf.all({ receiver: id, now, error: reason }) as DeliveryRow[]) {
+          this.sql.insertAttempt.run({ delivery_id: r.id, sequence: r.sequence, receiver: id, started_at: now, outcome: 'dead', status: null, latency_ms: null, error: reason });
+        }
+      }
       return changed;
     });
   }
@@ -403,6 +409,8 @@ function prepareStatements(db: Database.Database) {
     listParticipants: p('SELECT * FROM participants WHERE deleted_at IS NULL ORDER BY id'),
     deleteParticipant: p('UPDATE participants SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL'),
     revokeKeysOf: p('UPDATE api_keys SET revoked_at = ? WHERE participant = ? AND revoked_at IS NULL'),
+    deadLetterPullOf: p(`UPDATE deliveries SET state = 'dead', dead_at = @now, last_error = @error, lease_until = NULL, lease_token = NULL
+      WHERE receiver = @receiver AND mode = 'pull' AND state IN ('pending', 'delivering') RETURNING *`),
     insertKey: p('INSERT INTO api_keys (id, participant, role, hash, created_at, revoked_at) VALUES (@id, @participant, @role, @hash, @created_at, @revoked_at)'),
     keyByHash: p('SELECT * FROM api_keys WHERE hash = ?'),
     keysOf: p('SELECT * FROM api_keys WHERE participant = ? ORDER BY created_at, id'),
