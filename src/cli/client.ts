@@ -10,11 +10,11 @@ export function clientOptions(opts: { url?: string; key?: string }): ClientOptio
 }
 
 /** One call to the hub's API; answers the status and the parsed JSON (or text). */
-export async function call(c: ClientOptions, method: string, path: string, body?: { contentType: string; data: string | Buffer }, headers: Record<string, string> = {}) {
+export async function call(c: ClientOptions, method: string, path: string, body?: { contentType: string; data: string | Buffer | NodeJS.ReadableStream }, headers: Record<string, string> = {}) {
   const res = await request(c.url + path, {
     method: method as 'GET',
     headers: { authorization: `Bearer ${c.key}`, ...(body ? { 'content-type': body.contentType } : {}), ...headers },
-    body: body?.data,
+    body: body?.data as string | Buffer | undefined,
   });
   const text = await res.body.text();
   let json: unknown = text;
