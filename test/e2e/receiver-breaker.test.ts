@@ -100,7 +100,9 @@ test('breaker: threshold failures, silence for the cooldown, single probes with 
   assert.deepEqual(concurrent.slice(THRESHOLD, THRESHOLD + 3), [1, 1, 1], `probes go one at a time: ${log}`);
   // Full rate again: the rest come maxInFlight at a time, promptly after the successful probe.
   assert.equal(Math.max(...concurrent.slice(THRESHOLD + 3)), THRESHOLD, `after recovery, ${THRESHOLD} at a time: ${log}`);
-  assert.ok(at(q.at(-1)!) - at(q[5]!) < 600, `the backlog took ${at(q.at(-1)!) - at(q[5]!)} ms after the probe: ${log}`);
+  // Generous: on a loaded 2-core CI box one scheduler round can take a few hundred ms; the
+  // concurrency check above is what shows full rate, this one only that nothing waits a cooldown.
+  assert.ok(at(q.at(-1)!) - at(q[5]!) < 1500, `the backlog took ${at(q.at(-1)!) - at(q[5]!)} ms after the probe: ${log}`);
   assert.equal(hub.hub.push.breakerStates()[0]!.state, 'closed');
 });
 
