@@ -23,9 +23,38 @@ export function applyEnv(input: HubConfigInput, env: NodeJS.ProcessEnv): HubConf
   if (env.METERHUB_HOST) out.server!.host = env.METERHUB_HOST;
   if (env.METERHUB_DATA_DIR) out.storage!.dataDir = env.METERHUB_DATA_DIR;
   if (env.METERHUB_DATABASE_URL) out.storage!.databaseUrl = env.METERHUB_DATABASE_URL;
+  applyBodiesEnv(out, env);
   if (env.METERHUB_ADMIN_KEY) out.adminKey = env.METERHUB_ADMIN_KEY;
   if (env.METERHUB_ALLOW_PRIVATE_TARGETS !== undefined) out.allowPrivateTargets = ['1', 'true', 'yes'].includes(env.METERHUB_ALLOW_PRIVATE_TARGETS.toLowerCase());
   return out;
+}
+
+/** storage.bodies from the environment (docs/configuration.md, "Body store"). */
+function applyBodiesEnv(out: HubConfigInput, env: NodeJS.ProcessEnv): void {
+  const set = <T>(name: string, apply: (value: string) => T): T | undefined => (env[name] ? apply(env[name]!) : undefined);
+  const bodies = { ...out.storage!.bodies };
+  const s3 = { ...bodies.s3 };
+  const postgres = { ...bodies.postgres };
+  let changed = false;
+  const kind = set('METERHUB_BODIES', (v) => {
+    if (v !== 'files' && v !== 's3' && v !== 'postgres') throw new ConfigError(`METERHUB_BODIES is files, s3 or postgres, not ${v}`);
+    return v;
+  });
+  if (kind) { bodies.kind = kind; changed = true; }
+  const s3Vars = {
+    METERHUB_S3_ENDPOINT: 'endpoint', METERHUB_S3_REGION: 'region', METERHUB_S3_BUCKET: 'bucket', METERHUB_S3_PREFIX: 'prefix',
+    METERHUB_S3_ACCESS_KEY_ID: 'accessKeyId', METERHUB_S3_SECRET_ACCESS_KEY: 'secretAccessKey',
+  } as const;
+  for (const [name, field] of Object.entries(s3Vars)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') { s3[field] = v; changed = true; }
+  }
+  if (env.METERHUB_S3_FORCE_PATH_STYLE !== undefined && env.METERHUB_S3_FORCE_PATH_STYLE !== '') {
+    s3.forcePathStyle = ['1', 'true', 'yes'].includes(env.METERHUB_S3_FORCE_PATH_STYLE.toLowerCase());
+    changed = true;
+  }
+  if (env.METERHUB_BODIES_DATABASE_URL) { postgres.url = env.METERHUB_BODIES_DATABASE_URL; changed = true; }
+  if (changed) out.storage!.bodies = { ...bodies, s3, postgres };
 }
 
 export function parseConfig(input: unknown): HubConfig {

@@ -5,6 +5,7 @@ import { Pool } from 'undici';
 import type { Archive } from '../archive/archive.ts';
 import type { PushReceiverSettings } from '../config/receiver-schema.ts';
 import type { ParticipantDirectory } from '../participants/directory.ts';
+import { isStorageFault } from '../store/storage-error.ts';
 import type { Store } from '../store/store.ts';
 import type { AttemptResult, ClaimedDelivery, DeliveryRecord, MessageRecord, StoredReceiver } from '../store/types.ts';
 import { breakerSignal, type BreakerConfig } from './circuit-breaker.ts';
@@ -39,6 +40,13 @@ export interface PushDispatcherDeps {
 type PushSettings = PushReceiverSettings & { secrets?: string[] };
 
 const SNIPPET_BYTES = 512;
+/**
+ * Retries recorded here that come due within this horizon get a scheduler pass of their own at
+ * their due time (at most this many at once); later ones, and others' (another process's, or
+ * from before a restart), are found by the poll.
+ */
+const RETRY_WAKE_HORIZON_MS = 30_000;
+const RETRY_WAKES_MAX = 10_000;
 /** undici's headers and body timers are coarse (fast timers, ~1 s resolution): set them this far past the deadline. */
 const UNDICI_TIMER_SLACK_MS = 1_000;
 
@@ -59,9 +67,20 @@ export class PushDispatcher {
   private readonly inFlightBy = new Map<string, number>();
   private inFlight = 0;
   private readonly sends = new Set<Promise<void>>();
-  private readonly pools = new Map<string, Pool>();
+  /** One connection pool per receiver (never per origin: two receivers on one origin have their own settings). */
+  private readonly pools = new Map<string, { key: string; pool: Pool }>();
+  /** Pools replaced after a receiver's settings changed, closing once their requests finish. */
+  private readonly retiring = new Set<Promise<void>>();
   private readonly token = randomBytes(6).toString('hex');
   private readonly gates: ReceiverGates;
+  /** Due times of retries this process recorded and no pass has reached yet (see RETRY_WAKE_HORIZON_MS). */
+  private retryWakes: number[] = [];
+  /** The `now` of the latest pass: deliveries due by then were claimable in it. */
+  private lastPassAt = 0;
+  /** Results of finished attempts the store could not take (a storage fault), recorded when it can. */
+  private readonly unrecorded: Array<{ delivery: ClaimedDelivery; result: AttemptResult }> = [];
+  /** Aborted by abort(): cuts every push request in flight (shutdown past its grace period). */
+  private readonly halt = new AbortController();
 
   constructor(private readonly deps: PushDispatcherDeps, private readonly opts: PushDispatcherOptions) {
     this.gates = new ReceiverGates(opts.breaker);
@@ -75,14 +94,28 @@ export class PushDispatcher {
 
   /** Stops claiming, waits for the requests in flight (each bounded by its receiver's timeout), closes connections. */
   async stop(): Promise<void> {
-    if (!this.running && this.sends.size === 0 && this.pools.size === 0) return;
+    if (!this.running && this.sends.size === 0 && this.pools.size === 0 && this.retiring.size === 0) return;
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await Promise.allSettled([...this.sends]);
+    // What still cannot be recorded is sent again after the restart (its lease is released then).
+    await this.retryUnrecorded();
     const pools = [...this.pools.values()];
     this.pools.clear();
-    await Promise.allSettled(pools.map((p) => p.close()));
+    await Promise.allSettled([...pools.map((p) => p.pool.close()), ...this.retiring]);
+  }
+
+  /**
+   * Cuts every push request in flight now (and claims nothing more): for a shutdown whose grace
+   * period is over. The failed attempts this causes are not recorded (a delivery must not use up
+   * its retry budget, or go dead, because the hub stopped); the caller puts their deliveries back
+   * to pending (Store.releaseAllPushLeases) once stop() has settled. A 2xx already received is
+   * still recorded as delivered.
+   */
+  abort(): void {
+    this.running = false;
+    this.halt.abort(new Error('the hub is shutting down'));
   }
 
   /** New deliveries were committed, or a slot freed: look again soon. */
@@ -98,6 +131,9 @@ export class PushDispatcher {
   }
 
   get inFlightCount(): number { return this.inFlight; }
+
+  /** Push requests in flight to one receiver from this process (never more than its maxInFlight). */
+  inFlightOf(receiver: string): number { return this.inFlightBy.get(receiver) ?? 0; }
 
   /** The circuit breaker of every receiver this process has sent to (receivers not listed are closed). */
   breakerStates(): BreakerView[] {
@@ -130,14 +166,39 @@ export class PushDispatcher {
       this.deps.logger.error({ err }, 'push scheduler pass failed; retrying');
     } finally {
       this.ticking = false;
-      if (this.running) this.schedule(this.opts.pollIntervalMs);
+      if (this.running) this.schedule(Math.min(this.opts.pollIntervalMs, this.nextRetryWake() - Date.now()));
     }
+  }
+
+  /**
+   * A retry was recorded, due at `at`: run a pass then, rather than leave it to the next poll
+   * (up to pollIntervalMs late, at every retry of a delivery).
+   */
+  private retryAt(at: number): void {
+    if (!this.running || at - Date.now() > RETRY_WAKE_HORIZON_MS || this.retryWakes.length >= RETRY_WAKES_MAX) return;
+    this.retryWakes.push(at);
+    this.schedule(at - Date.now());
+  }
+
+  /** The earliest retry wake no pass has reached yet (Infinity: none); forgets those reached. */
+  private nextRetryWake(): number {
+    let next = Infinity;
+    const keep: number[] = [];
+    for (const at of this.retryWakes) {
+      if (at <= this.lastPassAt) continue;
+      keep.push(at);
+      if (at < next) next = at;
+    }
+    this.retryWakes = keep;
+    return next;
   }
 
   private async tick(): Promise<number> {
     const { store, directory } = this.deps;
-    if (this.inFlight >= this.opts.maxInFlight) return 0;
+    if (this.inFlight >= this.opts.maxInFlight || this.halt.signal.aborted) return 0;
+    await this.retryUnrecorded();
     const now = Date.now();
+    this.lastPassAt = now;
     await directory.refreshIfStale();
     let started = 0;
     let wakeAt = Infinity;
@@ -146,7 +207,7 @@ export class PushDispatcher {
       if (globalFree <= 0) break;
       const settings = await this.settingsOf(receiver);
       if (!settings) {
-        await this.orphan(receiver, now);
+        await this.notPush(receiver, now);
         continue;
       }
       const busy = this.inFlightBy.get(receiver) ?? 0;
@@ -170,12 +231,39 @@ export class PushDispatcher {
     return r && r.mode === 'push' ? (r as PushSettings) : null;
   }
 
-  /** Pending push deliveries of a participant that no longer has push settings end dead (never silently kept). */
-  private async orphan(receiver: string, now: number): Promise<void> {
+  /**
+   * Due push deliveries of a receiver whose settings (in the store, not this process's cached
+   * copy) are not push. A receiver switched to pull takes them with it: a push attempt that was
+   * in flight at the switch comes back as pending push, and is moved to the inbox here. Only a
+   * participant with no receiver settings at all (or one deleted as a pull receiver, whose inbox
+   * nobody can poll any more) ends them dead, never silently kept.
+   */
+  private async notPush(receiver: string, now: number): Promise<void> {
+    this.dropPool(receiver);
+    const p = await this.deps.store.getParticipant(receiver, true);
+    if (p?.receiver?.mode === 'push') { await this.deps.directory.reload(); return; }
+    if (p?.receiver?.mode === 'pull' && p.deletedAt === null) {
+      // Switch, then read the settings again: an admin switching back to push at the same time
+      // stores its settings before it switches the pending deliveries (admin-service.ts), so
+      // the mode read after our write is the one to leave them in.
+      let mode: 'push' | 'pull' = 'pull';
+      for (let i = 0; i < 5; i++) {
+        await this.deps.store.setPendingMode(receiver, mode);
+        const again = (await this.deps.store.getParticipant(receiver, true))?.receiver?.mode;
+        if (again === undefined || again === mode) break;
+        mode = again;
+      }
+      if (mode === 'push') await this.deps.directory.reload();
+      else this.deps.logger.info({ receiver }, 'push deliveries of a receiver now in pull mode moved to its inbox');
+      return;
+    }
+    const why = p?.receiver?.mode === 'pull'
+      ? `receiver '${receiver}' was deleted as a pull receiver; redrive once it is back`
+      : `receiver '${receiver}' has no receiver settings any more`;
     const claimed = await this.deps.store.claimPush(receiver, 1000, now, now + 60_000, this.token);
-    const results = claimed.map((delivery) => ({ delivery, result: { kind: 'dead', status: null, latencyMs: 0, at: now, error: `receiver '${receiver}' has no push settings any more` } as AttemptResult }));
-    await this.deps.store.recordPushResults(results);
-    for (const { delivery, result } of results) this.deps.onDead?.(delivery, (result as { error: string }).error);
+    const results = claimed.map((delivery) => ({ delivery, result: { kind: 'dead', status: null, latencyMs: 0, at: now, error: why } as AttemptResult }));
+    const recorded = await this.deps.store.recordPushResults(results);
+    results.forEach(({ delivery }, i) => { if (recorded[i]) this.deps.onDead?.(delivery, why); });
   }
 
   private track(d: ClaimedDelivery, settings: PushSettings, probe: boolean): void {
@@ -195,12 +283,47 @@ export class PushDispatcher {
   private async deliver(d: ClaimedDelivery, settings: PushSettings, probe: boolean): Promise<void> {
     const startedAt = Date.now();
     const outcome = await this.attempt(d, settings);
+    // Cut by abort(): not the receiver's failure; the lease is released by the caller.
+    if (this.halt.signal.aborted && outcome.kind !== 'delivered') return;
     const latencyMs = Date.now() - startedAt;
     this.gates.finished(d.receiver, breakerSignal(outcome), probe, startedAt + latencyMs);
     const result = this.resultOf(d, settings, outcome, startedAt, latencyMs);
-    const [recorded] = await this.deps.store.recordPushResults([{ delivery: d, result }]);
+    let recorded: boolean | undefined;
+    try {
+      [recorded] = await this.deps.store.recordPushResults([{ delivery: d, result }]);
+    } catch (err) {
+      if (!isStorageFault(err)) throw err;
+      // The store cannot take it now (disk full, read-only): keep the result and record it as soon
+      // as it can, before its lease is rescued, so that a receiver that answered 2xx is not sent
+      // the message again because of the hub's storage trouble.
+      this.unrecorded.push({ delivery: d, result });
+      this.deps.logger.warn({ err, delivery: d.id }, 'push result not recorded (storage unavailable); kept to record when the store is back');
+      return;
+    }
+    this.afterRecorded(d, result, recorded === true);
+  }
+
+  private afterRecorded(d: ClaimedDelivery, result: AttemptResult, recorded: boolean): void {
     this.deps.onAttempt?.(d.receiver, result);
     if (recorded && result.kind === 'dead') this.deps.onDead?.(d, result.error);
+    if (recorded && result.kind === 'retry') this.retryAt(result.nextAttemptAt);
+  }
+
+  /**
+   * Records the push results the store refused (a storage fault), oldest first. Issues its write
+   * at once (synchronously), so that a caller that writes next, such as the lease keeper's
+   * rescue of expired leases, is queued behind it. Results it still cannot record are kept.
+   */
+  retryUnrecorded(): Promise<void> {
+    if (this.unrecorded.length === 0) return Promise.resolve();
+    const batch = this.unrecorded.splice(0);
+    return this.deps.store.recordPushResults(batch).then((recorded) => {
+      batch.forEach(({ delivery, result }, i) => this.afterRecorded(delivery, result, recorded[i] === true));
+    }, (err) => {
+      if (isStorageFault(err)) { this.unrecorded.unshift(...batch); return; }
+      // Not the storage: give up on them; their leases expire and they are sent again.
+      this.deps.logger.error({ err, deliveries: batch.map((b) => b.delivery.id) }, 'recording kept push results failed; they will be retried when their leases expire');
+    });
   }
 
   private resultOf(d: ClaimedDelivery, settings: PushSettings, outcome: DeliveryOutcome, at: number, latencyMs: number): AttemptResult {
@@ -229,11 +352,12 @@ export class PushDispatcher {
       headers['webhook-id'] = d.webhookId;
       headers['webhook-timestamp'] = String(timestamp);
       const payload = body = await this.bodyAndSignature(message, secrets, d.webhookId, timestamp, headers);
-      return await withDeadline(settings.timeoutMs, async (signal): Promise<DeliveryOutcome> => {
+      return await withDeadline(settings.timeoutMs, async (deadline): Promise<DeliveryOutcome> => {
+        const signal = AbortSignal.any([deadline, this.halt.signal]);
         const refusal = await this.deps.guard.refusal(settings.url);
         if (refusal) return { kind: 'network', code: 'EUNSAFETARGET', message: refusal };
         signal.throwIfAborted();
-        const res = await this.pool(url.origin, settings).request({
+        const res = await this.pool(d.receiver, url.origin, settings).request({
           method: 'POST',
           path: url.pathname + url.search,
           headers,
@@ -270,19 +394,34 @@ export class PushDispatcher {
     return this.deps.archive.stream(message);
   }
 
-  private pool(origin: string, settings: PushSettings): Pool {
-    let pool = this.pools.get(origin);
-    if (!pool) {
-      pool = new Pool(origin, {
-        connections: Math.max(settings.maxInFlight, 4),
-        // Checks the address connected to, whatever DNS said at the pre-flight check.
-        connect: safeConnector({ allowPrivate: this.deps.guard.allowPrivate, timeoutMs: Math.min(settings.timeoutMs, 10_000) }),
-        keepAliveTimeout: 30_000,
-        pipelining: 1,
-      });
-      this.pools.set(origin, pool);
-    }
+  /**
+   * The receiver's own pool, made again when its origin or connection settings changed (the old
+   * one closes once its requests have finished, each bounded by its deadline).
+   */
+  private pool(receiver: string, origin: string, settings: PushSettings): Pool {
+    const connections = Math.max(settings.maxInFlight, 4);
+    const connectTimeoutMs = Math.min(settings.timeoutMs, 10_000);
+    const key = `${origin} ${connections} ${connectTimeoutMs} ${this.deps.guard.allowPrivate}`;
+    const have = this.pools.get(receiver);
+    if (have?.key === key) return have.pool;
+    if (have) this.dropPool(receiver);
+    const pool = new Pool(origin, {
+      connections,
+      // Checks the address connected to, whatever DNS said at the pre-flight check.
+      connect: safeConnector({ allowPrivate: this.deps.guard.allowPrivate, timeoutMs: connectTimeoutMs }),
+      keepAliveTimeout: 30_000,
+      pipelining: 1,
+    });
+    this.pools.set(receiver, { key, pool });
     return pool;
+  }
+
+  private dropPool(receiver: string): void {
+    const have = this.pools.get(receiver);
+    if (!have) return;
+    this.pools.delete(receiver);
+    const closing: Promise<void> = have.pool.close().catch(() => {}).finally(() => this.retiring.delete(closing));
+    this.retiring.add(closing);
   }
 }
 

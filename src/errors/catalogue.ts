@@ -26,6 +26,7 @@ export const ERROR_CATALOGUE = {
   'not-primary': { status: 503, title: 'This site is not the primary' },
   'shutting-down': { status: 503, title: 'The hub is shutting down' },
   'request-timeout': { status: 408, title: 'The request took too long' },
+  'headers-too-large': { status: 431, title: 'The request headers are too large' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -1,4 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { HubError, PROBLEM_CONTENT_TYPE } from '../errors/hub-error.ts';
 import { isStorageFault } from '../store/storage-error.ts';
 
@@ -65,4 +67,84 @@ export function installErrorHandlers(app: FastifyInstance): void {
 /** Fastify's `frameworkErrors` option: errors raised before routing (a bad URL) answer problem+json too. */
 export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   void sendProblem(reply, toHubError(error), request.url.split('?')[0]!.slice(0, 200));
+}
+
+export interface ProtocolLimits { maxHeaderBytes: number; maxHeaders: number }
+
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (Fastify's `clientErrorHandler`):
+ * headers over `maxHeaderBytes` (431), headers or request too slow (408), anything that is not
+ * HTTP/1.1 (400). Answered as problem+json like every other error, then the connection is closed.
+ * The error object is not logged: Node puts the raw bytes of the request on it (`rawPacket`),
+ * and those hold the Authorization header.
+ */
+export function clientErrorHandler(limits: ProtocolLimits) {
+  const answered = new WeakSet<Socket>();
+  return function onClientError(this: FastifyInstance, err: Error & { code?: string }, socket: Socket): void {
+    // A reset connection has no one to answer; the parser may report the same socket twice.
+    if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return;
+    answered.add(socket);
+    let problem: HubError;
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') problem = new HubError('request-timeout', 'the request headers or body did not arrive in time; the connection is closed');
+    else if (err.code === 'HPE_HEADER_OVERFLOW') problem = new HubError('headers-too-large', `the request line and headers are over the limit of ${limits.maxHeaderBytes} bytes`);
+    else problem = new HubError('malformed-request', `the request is not valid HTTP/1.1 (${String(err.code ?? 'parse error').slice(0, 40)})`);
+    this.log.debug({ event: 'http.client-error', code: err.code, status: problem.status }, 'client error');
+    const settle = (): void => {
+      if (socket.destroyed) return;
+      const inFlight = (socket as SocketWithResponse)._httpMessage;
+      // Pipelined requests received in full before the bad one are answered first, in order:
+      // the problem written now would be read as the answer to one of them.
+      if (inFlight && inFlight.req?.complete && !inFlight.writableFinished) {
+        let again = false;
+        const next = () => { if (!again) { again = true; setImmediate(settle); } };
+        inFlight.once('finish', next);
+        inFlight.once('close', next);
+        return;
+      }
+      // The request in flight (if any) is the bad one: answer it, unless its answer has begun.
+      if (socket.writable && !inFlight?.headersSent) {
+        const body = JSON.stringify(problem.toProblem());
+        socket.write(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      }
+      // Half-close and let what the client is still sending drain for a moment before the close:
+      // closing a socket with unread input resets it, and the client could lose the answer.
+      socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
+    };
+    settle();
+  };
+}
+
+type SocketWithResponse = Socket & {
+  _httpMessage?: (NodeJS.EventEmitter & { headersSent: boolean; writableFinished: boolean; req?: { complete: boolean } }) | null;
+};
+
+/**
+ * Node keeps at most `maxHeadersCount` header fields and silently drops the rest (a dropped
+ * Content-Type or ce- header would change what the request means). The server keeps one more
+ * than the limit, and this onRequest hook refuses a request that has it.
+ */
+export function headerCountHook(maxHeaders: number) {
+  return async (request: FastifyRequest): Promise<void> => {
+    if (request.raw.rawHeaders.length / 2 > maxHeaders) throw new HubError('headers-too-large', `a request may carry at most ${maxHeaders} header fields`);
+    // HTTP/1.1 requires Host (RFC 9112 §3.2); Node's own check would answer a bare 400.
+    if (request.raw.httpVersionMajor === 1 && request.raw.httpVersionMinor >= 1 && request.headers.host === undefined) {
+      throw new HubError('malformed-request', 'an HTTP/1.1 request needs a Host header');
+    }
+  };
+}
+
+/**
+ * Requests Node would otherwise answer on its own, without a body: an `Expect` other than
+ * 100-continue (Node: a bare 417; here the expectation is ignored, as RFC 9110 §10.1.1 allows,
+ * and the request handled), and CONNECT (Node: the connection dropped; here a 400 problem).
+ */
+export function installProtocolHandlers(app: FastifyInstance): void {
+  app.server.on('checkExpectation', (req, res) => app.server.emit('request', req, res));
+  app.server.on('connect', (_req, socket: Socket) => {
+    const body = JSON.stringify(new HubError('malformed-request', 'CONNECT is not served: the hub is not a proxy').toProblem());
+    socket.on('error', () => { /* the client went away */ });
+    socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    setTimeout(() => socket.destroy(), 1000).unref();
+  });
 }

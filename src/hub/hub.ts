@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { AdminService } from '../admin/admin-service.ts';
 import { Archive } from '../archive/archive.ts';
-import { FileBodies } from '../archive/file-bodies.ts';
+import { createBodyStore } from '../archive/body-stores.ts';
 import { Authenticator } from '../auth/authenticator.ts';
 import type { HubConfig } from '../config/hub-config.ts';
 import { PushDispatcher } from '../delivery/push-dispatcher.ts';
@@ -16,6 +16,8 @@ import { LeaseKeeper } from '../maintenance/lease-keeper.ts';
 import { ParticipantDirectory } from '../participants/directory.ts';
 import { ResendService } from '../replay/resend-service.ts';
 import { Router } from '../routing/router.ts';
+import { isPostgresUrl } from '../store/postgres/pool.ts';
+import { PostgresStore } from '../store/postgres/postgres-store.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 import type { Store } from '../store/store.ts';
 import type { DeliveryRecord } from '../store/types.ts';
@@ -51,12 +53,23 @@ export interface Hub {
 
 export async function createHub(config: HubConfig, opts: { logger?: Logger } = {}): Promise<Hub> {
   const logger = opts.logger ?? pino({ level: process.env.METERHUB_LOG_LEVEL ?? 'info' });
-  if (config.storage.databaseUrl) throw new Error('PostgreSQL (storage.databaseUrl) is not available in this version yet; unset it to use the embedded store');
+  const databaseUrl = config.storage.databaseUrl || null;
+  if (databaseUrl !== null && !isPostgresUrl(databaseUrl)) throw new Error('storage.databaseUrl (METERHUB_DATABASE_URL) must be a postgres:// or postgresql:// URL; unset it to use the embedded store');
   mkdirSync(config.storage.dataDir, { recursive: true });
   const lock = DataDirLock.acquire(config.storage.dataDir);
-  const store = new SqliteStore(join(config.storage.dataDir, 'meterhub.db'));
-  const files = new FileBodies(join(config.storage.dataDir, 'bodies'));
-  const archive = new Archive(store, files);
+  const store: Store = databaseUrl === null
+    ? new SqliteStore(join(config.storage.dataDir, 'meterhub.db'))
+    : await PostgresStore.open(databaseUrl).catch((e: unknown) => { lock.release(); throw e; });
+  const bodies = createBodyStore(config.storage);
+  try {
+    await bodies.init();
+  } catch (e) {
+    await bodies.close().catch(() => {});
+    await store.close();
+    lock.release();
+    throw e;
+  }
+  const archive = new Archive(store, bodies);
   const directory = new ParticipantDirectory(store);
   const router = new Router(store, directory, config.validateSubject);
   const auth = new Authenticator(store, config.adminKey);
@@ -66,7 +79,7 @@ export async function createHub(config: HubConfig, opts: { logger?: Logger } = {
   const alerts = new DeadLetterAlerts(config.alerts, logger);
   const onDead = (d: DeliveryRecord, reason: string) => {
     metrics.deadLettered.inc({ receiver: d.receiver });
-    logger.warn({ event: 'delivery.dead', sequence: d.sequence, receiver: d.receiver, deliveryId: d.id, reason }, 'delivery dead-lettered');
+    logger.warn({ event: 'delivery.dead', sequence: d.sequence, receiver: d.receiver, deliveryId: d.id, reason: reasonForLog(reason) }, 'delivery dead-lettered');
     alerts.raise(d, reason);
   };
   const inbox = new InboxService(store, directory, archive, { onDead });
@@ -75,7 +88,7 @@ export async function createHub(config: HubConfig, opts: { logger?: Logger } = {
     onAttempt: (receiver, result) => metrics.attempts.inc({ receiver, result: result.kind }),
     onDead,
   }, { ...config.delivery, defaultRetry: config.delivery.retry });
-  const ingest = new IngestService(store, router, files, {
+  const ingest = new IngestService(store, router, bodies, {
     inlineBodyMaxBytes: config.storage.inlineBodyMaxBytes,
     onCommitted: (receivers) => {
       metrics.accepted.inc();
@@ -100,11 +113,13 @@ export async function createHub(config: HubConfig, opts: { logger?: Logger } = {
   const resends = new ResendService(store, directory, ready);
   const leases = new LeaseKeeper(store, directory, logger, config.maintenance.intervalMs, {
     onReleased: (pull) => { if (!pull) push.wake(); else for (const p of directory.all()) inbox.notify(p.id); },
+    beforeRescue: () => push.retryUnrecorded(),
     onDead,
   });
 
   // The embedded store has one process (the lock says so): leases left by a killed process are void.
-  await store.releaseAllPushLeases(Date.now());
+  // Not on PostgreSQL: other hubs sharing it hold live leases; a dead hub's leases expire and the lease keeper rescues them.
+  if (store.kind === 'sqlite') await store.releaseAllPushLeases(Date.now());
   const adminKey = await applyConfigFile(config, { store, admin, logger });
   await directory.reload();
   await router.reload();
@@ -127,7 +142,17 @@ export async function createHub(config: HubConfig, opts: { logger?: Logger } = {
       await push.stop();
       await alerts.stop();
       await store.close();
+      await bodies.close();
       lock.release();
     },
   };
+}
+
+/**
+ * A dead delivery's reason without the receiver's answer: receivers often echo the message body
+ * in their error answers, and message bodies stay out of the log. (The delivery's lastError,
+ * shown to those who may see the delivery, keeps the snippet.)
+ */
+export function reasonForLog(reason: string): string {
+  return reason.replace(/^HTTP (\d{3}): [\s\S]*?((?:; [a-z][a-z0-9 ()-]*)?)$/, 'HTTP $1 (answer not logged)$2');
 }

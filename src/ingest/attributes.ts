@@ -11,11 +11,27 @@ const MAX_ATTRIBUTES = 64;
 
 export interface AttributeLimits { maxIdLength: number }
 
+// CloudEvents 1.0 type system: a String holds no control characters (U+0000-U+001F,
+// U+007F-U+009F) and no lone surrogates. Such values could not be delivered as ce- headers either.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+export function hasLoneSurrogate(s: string): boolean {
+  return LONE_SURROGATE.test(s);
+}
+
+function checkString(name: string, v: string): void {
+  if (CONTROL.test(v) || LONE_SURROGATE.test(v)) {
+    throw new HubError('invalid-event', `the attribute '${name}' holds a control character or a lone surrogate, which a CloudEvents string may not`, { extra: { attribute: name } });
+  }
+}
+
 function requiredString(raw: Record<string, unknown>, name: string, max = MAX_ATTRIBUTE_LENGTH): string {
   const v = raw[name];
   if (v === undefined || v === null) throw new HubError('invalid-event', `the required attribute '${name}' is missing`, { extra: { attribute: name } });
   if (typeof v !== 'string' || v.length === 0) throw new HubError('invalid-event', `the attribute '${name}' must be a non-empty string`, { extra: { attribute: name } });
   if (v.length > max) throw new HubError('invalid-event', `the attribute '${name}' is longer than ${max} characters`, { extra: { attribute: name } });
+  checkString(name, v);
   return v;
 }
 
@@ -46,6 +62,7 @@ export function validateAttributes(raw: Record<string, unknown>): EventAttribute
     if (v === null || v === undefined) continue;
     if (typeof v === 'string') {
       if (v.length > MAX_ATTRIBUTE_LENGTH) throw new HubError('invalid-event', `the attribute '${name}' is too long`, { extra: { attribute: name } });
+      checkString(name, v);
     } else if (typeof v === 'number') {
       if (!Number.isSafeInteger(v) || v < -2147483648 || v > 2147483647) throw new HubError('invalid-event', `the attribute '${name}' must be a string, boolean or 32-bit integer`, { extra: { attribute: name } });
     } else if (typeof v !== 'boolean') {

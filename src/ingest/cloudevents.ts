@@ -1,6 +1,6 @@
 import { HubError } from '../errors/hub-error.ts';
 import type { EventAttributes } from '../store/types.ts';
-import { isJsonMediaType, validateAttributes } from './attributes.ts';
+import { hasLoneSurrogate, isJsonMediaType, validateAttributes } from './attributes.ts';
 import { arrayElements, JsonShapeError, objectMembers, type Span } from './json-spans.ts';
 
 /** One decoded event: its attributes and the exact bytes of its data. */
@@ -88,10 +88,35 @@ function eventFromObject(raw: Buffer, span: Span, obj: Record<string, unknown>, 
   const contentType = declared ?? 'application/json';
   if (!isJsonMediaType(contentType)) {
     if (typeof data !== 'string') throw new HubError('invalid-event', `data of type ${contentType} must be a JSON string (or use data_base64)`);
+    // A lone surrogate has no UTF-8 form: the archived bytes would not be what was sent.
+    if (hasLoneSurrogate(data)) throw new HubError('invalid-event', 'the data string holds a lone UTF-16 surrogate (\\uD800-\\uDFFF), which has no UTF-8 form; send the bytes as data_base64');
     return { attributes, contentType, body: Buffer.from(data, 'utf8') };
   }
   const member = members.find((m) => m.key === 'data')!;
   return { attributes, contentType, body: Buffer.from(raw.subarray(member.value.start, member.value.end)) };
+}
+
+/**
+ * What Node's header object hides, checked on the raw header list: a ce- header or Content-Type
+ * given twice (Node joins the one with ', ' and keeps the first of the other, so the event would
+ * be one the sender did not write), and ce- values that are not printable ASCII (the CloudEvents
+ * HTTP binding has other characters percent-encoded; raw bytes would arrive as Latin-1 mojibake).
+ */
+export function checkRawHeaders(rawHeaders: string[]): void {
+  const seen = new Set<string>();
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    const isCe = name.startsWith('ce-');
+    if (!isCe && name !== 'content-type') continue;
+    if (seen.has(name)) {
+      if (isCe) throw new HubError('invalid-event', `the header '${name.slice(0, 40)}' is given more than once`, { extra: { attribute: name.slice(3, 43) } });
+      throw new HubError('malformed-request', 'the Content-Type header is given more than once');
+    }
+    seen.add(name);
+    if (isCe && !/^[\x20-\x7e]*$/.test(rawHeaders[i + 1]!)) {
+      throw new HubError('invalid-event', `the header '${name.slice(0, 40)}' holds characters other than printable ASCII: percent-encode them (CloudEvents HTTP binding)`, { extra: { attribute: name.slice(3, 43) } });
+    }
+  }
 }
 
 /** Binary mode: attributes from ce-* headers (percent-decoded), data = the body as sent. */

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { FileBodies } from '../archive/file-bodies.ts';
+import type { BodyStore } from '../archive/body-store.ts';
 import type { Caller } from '../auth/authenticator.ts';
 import { HubError } from '../errors/hub-error.ts';
 import { limitedBody } from '../http/body.ts';
@@ -31,7 +31,7 @@ export class IngestService {
   constructor(
     private readonly store: Store,
     private readonly router: Router,
-    private readonly files: FileBodies,
+    private readonly bodies: BodyStore,
     private readonly opts: IngestServiceOptions,
   ) {}
 
@@ -66,12 +66,17 @@ export class IngestService {
         if (ev.body.length <= this.opts.inlineBodyMaxBytes) {
           message.inlineBody = ev.body;
         } else {
-          message.body = { kind: 'file', key: await this.files.putBuffer(ev.body) };
+          message.body = { kind: 'file', key: await this.bodies.putBuffer(ev.body) };
         }
         outcomes.push(null);
         pending.push({ index, message });
       } catch (e) {
-        if (!(e instanceof HubError)) throw e;
+        if (!(e instanceof HubError)) {
+          // The request fails as a whole (a storage fault): the bodies already stored for its
+          // earlier events will never be committed; leave nothing behind taking space.
+          await Promise.all(pending.map(({ message: m }) => (m.body.kind === 'file' ? this.bodies.remove(m.body.key).catch(() => {}) : undefined)));
+          throw e;
+        }
         outcomes.push({ kind: 'refused', error: e });
       }
     }
@@ -82,7 +87,7 @@ export class IngestService {
     return outcomes as IngestOutcome[];
   }
 
-  /** A binary-mode body too large to hold: routed from its headers first, then streamed to a file. */
+  /** A binary-mode body too large to hold: routed from its headers first, then streamed to the body store. */
   async ingestStream(rawAttrs: Record<string, unknown>, contentType: string, body: Readable, limit: number, caller: Caller): Promise<IngestOutcome> {
     const attrs = validateAttributes(rawAttrs);
     const receivedAt = Date.now();
@@ -96,7 +101,7 @@ export class IngestService {
       }
       throw e;
     }
-    const stored = await this.files.putStream(limitedBody(body, limit), limit);
+    const stored = await this.bodies.putStream(limitedBody(body, limit), limit);
     const message = this.newMessage(attrs, contentType, stored.size, stored.sha256, receivedAt, route.receivers);
     message.body = { kind: 'file', key: stored.key };
     const [result] = await this.commit([message]);
@@ -129,7 +134,8 @@ export class IngestService {
     try {
       results = await this.store.commitMessages(messages);
     } catch (e) {
-      await Promise.all(messages.map((m) => (m.body.kind === 'file' ? this.files.remove(m.body.key) : undefined)));
+      // Best effort (a body left behind is only unused space); never hides the commit's own error.
+      await Promise.all(messages.map((m) => (m.body.kind === 'file' ? this.bodies.remove(m.body.key).catch(() => {}) : undefined)));
       if (e instanceof StorageUnavailableError) throw new HubError('storage-unavailable', 'the hub cannot store messages right now; nothing was accepted', { retryAfterSeconds: 5 });
       throw e;
     }
@@ -137,7 +143,7 @@ export class IngestService {
     results.forEach((r, i) => {
       const m = messages[i]!;
       if (r.kind === 'accepted') touched.push(...m.receivers);
-      else if (m.body.kind === 'file') void this.files.remove(m.body.key);
+      else if (m.body.kind === 'file') void this.bodies.remove(m.body.key).catch(() => {});
     });
     if (touched.length > 0) this.opts.onCommitted(touched);
     return results;

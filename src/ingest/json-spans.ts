@@ -99,3 +99,41 @@ export function arrayElements(b: Uint8Array, span: Span, maxDepth: number): Span
     return out;
   }
 }
+
+/**
+ * Checks a whole (valid) JSON document from `start`: nesting at most `maxDepth` levels, no
+ * object with the same member name twice and no `__proto__` member, at any level. For bodies
+ * the hub reads itself as settings (admin, inbox): there, what a duplicate means would depend
+ * on the parser. (A CloudEvent's `data` is not checked this way: it is the sender's, kept as sent.)
+ */
+export function checkJsonDocument(b: Uint8Array, start: number, maxDepth: number): void {
+  const stack: Array<Set<string> | null> = [];
+  let expectKey = false;
+  for (let i = start; i < b.length; i++) {
+    const c = b[i]!;
+    if (c === 0x22) {
+      const end = skipString(b, i);
+      const top = stack.length > 0 ? stack[stack.length - 1] : null;
+      if (top && expectKey) {
+        const slice = Buffer.from(b.buffer, b.byteOffset + i, end - i);
+        const key = slice.includes(0x5c) ? (JSON.parse(slice.toString('utf8')) as string) : slice.toString('utf8', 1, slice.length - 1);
+        if (top.has(key)) throw new JsonShapeError(`duplicate member "${key.slice(0, 64)}"`);
+        if (key === '__proto__') throw new JsonShapeError('a member may not be named "__proto__"');
+        top.add(key);
+        expectKey = false;
+      }
+      i = end - 1;
+      continue;
+    }
+    if (c === 0x7b || c === 0x5b) {
+      stack.push(c === 0x7b ? new Set() : null);
+      if (stack.length > maxDepth) throw new JsonShapeError(`JSON nested deeper than ${maxDepth} levels`);
+      expectKey = c === 0x7b;
+    } else if (c === 0x7d || c === 0x5d) {
+      stack.pop();
+      expectKey = false;
+    } else if (c === 0x2c) {
+      expectKey = stack.length > 0 && stack[stack.length - 1] !== null;
+    }
+  }
+}

@@ -16,7 +16,12 @@ export class LeaseKeeper {
     private readonly directory: ParticipantDirectory,
     private readonly logger: Logger,
     private readonly intervalMs: number,
-    private readonly hooks: { onReleased?: (pull: boolean) => void; onDead?: (d: DeliveryRecord, reason: string) => void } = {},
+    private readonly hooks: {
+      onReleased?: (pull: boolean) => void;
+      onDead?: (d: DeliveryRecord, reason: string) => void;
+      /** Called just before expired push leases are rescued; writes it issues at once go first (the push dispatcher's results kept through a storage fault). */
+      beforeRescue?: () => Promise<void>;
+    } = {},
   ) {}
 
   start(): void {
@@ -31,7 +36,9 @@ export class LeaseKeeper {
   }
 
   async runOnce(now = Date.now()): Promise<{ rescued: number; released: number; dead: number }> {
+    const kept = this.hooks.beforeRescue?.();
     const rescued = await this.store.rescueExpiredPush(now);
+    await kept;
     const { released, dead } = await this.store.expirePullLeases(now, (receiver) => {
       const r = this.directory.all().find((p) => p.id === receiver)?.receiver;
       return r && r.mode === 'pull' ? r.maxReceives : 10;

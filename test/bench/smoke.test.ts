@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The benchmarks in smoke mode (tiny sizes): they must run, and print sane figures. */
+test('bench/run.ts --smoke runs every scenario and prints its JSON line with positive figures', { timeout: 90_000 }, async () => {
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => { stdout += c; });
+    child.stderr.on('data', (c: Buffer) => { stderr += c; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 80_000);
+    child.once('error', reject);
+    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
+  const output = `${r.stdout}\n${r.stderr}`;
+  assert.equal(r.code, 0, output);
+
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>);
+  const byName = new Map(lines.map((l) => [l.scenario as string, l]));
+  assert.deepEqual([...byName.keys()].sort(), ['e2e', 'ingest'], output);
+  const positive = (v: unknown, what: string) => assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what} = ${v}\n${output}`);
+
+  const ingest = byName.get('ingest')!;
+  assert.equal(ingest.ok, true, JSON.stringify(ingest.problems));
+  assert.equal(ingest.smoke, true);
+  for (const side of ['hub', 'floor']) {
+    for (const f of ['msgsPerSec', 'p50Ms', 'p99Ms', 'accepted']) positive(ingest[side][f], `ingest.${side}.${f}`);
+    assert.ok(ingest[side].p99Ms >= ingest[side].p50Ms);
+    assert.equal(ingest[side].errors, 0);
+  }
+  positive(ingest.hubToFloor, 'ingest.hubToFloor');
+
+  const e2e = byName.get('e2e')!;
+  assert.equal(e2e.ok, true, JSON.stringify(e2e.problems));
+  for (const side of ['hub', 'floor', 'direct']) {
+    const o = e2e[side].open;
+    for (const f of ['p50Ms', 'p99Ms', 'delivered']) positive(o[f], `e2e.${side}.open.${f}`);
+    assert.equal(o.missing, 0);
+    assert.equal(o.delivered, o.sent);
+  }
+  for (const side of ['hub', 'floor']) {
+    const c = e2e[side].closed;
+    for (const f of ['deliveredPerSec', 'acceptedPerSec', 'allDeliveredPerSec', 'accepted']) positive(c[f], `e2e.${side}.closed.${f}`);
+  }
+  // Human summaries too.
+  assert.match(r.stdout, /^ingest — /m);
+  assert.match(r.stdout, /^e2e — /m);
+});
+
+test('bench/run.ts refuses an unknown scenario', async () => {
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', 'no-such-scenario'], { cwd: ROOT, stdio: 'ignore' });
+    child.once('close', resolve);
+  });
+  assert.equal(code, 2);
+});
