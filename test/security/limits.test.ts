@@ -185,6 +185,23 @@ test('body size: exactly server.bodyLimitBytes passes and one byte more is 413, 
   assertProblem(await chunked(padTo(2049, 'c-over')), 413, 'payload-too-large');
 });
 
+test('timeout settings: headersTimeoutMs is held to requestTimeoutMs; a connection timeout that would cut long polls is refused at start', async (t) => {
+  const hub = await startTestHub({ server: { requestTimeoutMs: 1500, connectionTimeoutMs: 25_000, keepAliveTimeoutMs: 3000 } }, { listen: false });
+  t.after(() => hub.close());
+  const server = hub.app.server as unknown as { headersTimeout: number; requestTimeout: number; timeout: number; keepAliveTimeout: number; maxHeadersCount: number };
+  assert.deepEqual(
+    { headers: server.headersTimeout, request: server.requestTimeout, idle: server.timeout, keepAlive: server.keepAliveTimeout, maxHeaders: server.maxHeadersCount },
+    { headers: 1500, request: 1500, idle: 25_000, keepAlive: 3000, maxHeaders: 201 },
+  );
+  assert.throws(() => parseConfig({ server: { connectionTimeoutMs: 20_000 } }), /connectionTimeoutMs.*long polls/);
+  assert.throws(() => parseConfig({ server: { connectionTimeoutMs: 60_000 }, inbox: { maxWaitSeconds: 60 } }), /connectionTimeoutMs/);
+  assert.equal(parseConfig({ server: { connectionTimeoutMs: 20_001 } }).server.connectionTimeoutMs, 20_001);
+  assert.throws(() => parseConfig({ server: { ingestRateLimit: { eventsPerSecond: 0 } } }), /eventsPerSecond/);
+  assert.throws(() => parseConfig({ server: { ingestRateLimit: { burst: 0 } } }), /burst/);
+  assert.throws(() => parseConfig({ server: { maxJsonDepth: 1 } }), /maxJsonDepth/);
+  assert.throws(() => parseConfig({ server: { maxHeaderBytes: 100 } }), /maxHeaderBytes/);
+});
+
 test('docs/configuration.md documents every server.* setting with the default the hub has', () => {
   const doc = readFileSync(fileURLToPath(new URL('../../docs/configuration.md', import.meta.url)), 'utf8');
   const defaults = parseConfig({}).server as Record<string, unknown>;

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { testDatabaseUrlFor } from './test-store.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -28,11 +29,16 @@ export async function freePort(): Promise<number> {
 /**
  * The real hub as a child process (`meterhub serve --config <file>`), on a port picked here,
  * started with METERHUB_* variables; resolves once it printed that it is listening.
+ *
+ * With METERHUB_TEST_STORE=postgres, METERHUB_DATABASE_URL names the data folder's own schema
+ * (test-store.ts: a restart on the same `dataDir` finds the same data; dropped at the end of the
+ * test file), unless `env` sets METERHUB_DATABASE_URL itself (several hubs on one schema).
  */
 export async function startHubProcess(opts: {
   configFile: string; dataDir: string; adminKey: string; env?: Record<string, string>; startTimeoutMs?: number;
 }): Promise<HubProcess> {
   const port = await freePort();
+  const pg = opts.env?.METERHUB_DATABASE_URL === undefined ? testDatabaseUrlFor(opts.dataDir) : null;
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', opts.configFile], {
     cwd: ROOT,
     env: {
@@ -43,6 +49,7 @@ export async function startHubProcess(opts: {
       METERHUB_ADMIN_KEY: opts.adminKey,
       METERHUB_ALLOW_PRIVATE_TARGETS: '1',
       METERHUB_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+      ...(pg ? { METERHUB_DATABASE_URL: pg.url } : {}),
       ...opts.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -8,6 +8,7 @@ import { buildApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { HubConfig, HubConfigInput } from '../../src/config/hub-config.ts';
 import { createHub, type Hub } from '../../src/hub/hub.ts';
+import { dropTestSchema, testDatabaseUrlFor } from './test-store.ts';
 
 export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
 
@@ -29,15 +30,22 @@ export interface TestHub {
 /**
  * A real hub on a temp data folder, listening on a loopback port. Fast timings by default;
  * `overrides` are merged into the config. The data folder is removed at close unless `keep`.
+ *
+ * With METERHUB_TEST_STORE=postgres (and no `storage.databaseUrl` in `overrides`), the hub keeps
+ * its state in PostgreSQL, in a schema of its own named from the data folder (test-store.ts):
+ * a hub started again on the same `dataDir` finds the same data. The schema is dropped at close
+ * unless the data is kept (`keep`, or a `dataDir` of the caller's, which may be started again),
+ * and then at the end of the test file.
  */
 export async function startTestHub(overrides: HubConfigInput = {}, opts: { keep?: boolean; dataDir?: string; listen?: boolean } = {}): Promise<TestHub> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'meterhub-test-'));
+  const pg = overrides.storage?.databaseUrl ? null : testDatabaseUrlFor(dataDir);
   const config = parseConfig({
     ...overrides,
     adminKey: ADMIN_KEY,
     allowPrivateTargets: overrides.allowPrivateTargets ?? true,
     server: { host: '127.0.0.1', port: 0, ...overrides.server },
-    storage: { ...overrides.storage, dataDir },
+    storage: { ...overrides.storage, dataDir, ...(pg ? { databaseUrl: pg.url } : {}) },
     delivery: { pollIntervalMs: 20, leaseMarginMs: 2000, ...overrides.delivery },
     maintenance: { intervalMs: 50, ...overrides.maintenance },
   });
@@ -87,7 +95,10 @@ export async function startTestHub(overrides: HubConfigInput = {}, opts: { keep?
     async close() {
       await app.close();
       await hub.stop();
-      if (!opts.keep && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      if (!opts.keep && !opts.dataDir) {
+        rmSync(dataDir, { recursive: true, force: true });
+        if (pg) await dropTestSchema(pg.schema);
+      }
     },
   };
   return t;
