@@ -43,6 +43,13 @@ export class LeaseKeeper {
       const r = this.directory.all().find((p) => p.id === receiver)?.receiver;
       return r && r.mode === 'pull' ? r.maxReceives : 10;
     });
+    // A pull lease that expired after its receiver switched to push comes back as a pending pull
+    // delivery nobody would poll: hand it to the push side (a no-op probe of an index otherwise).
+    if (released > 0) {
+      for (const p of this.directory.all()) {
+        if (p.receiver?.mode === 'push' && (await this.store.setPendingMode(p.id, 'push')) > 0) this.hooks.onReleased?.(false);
+      }
+    }
     if (rescued > 0) this.hooks.onReleased?.(false);
     // A dead one also lets its meter's next delivery go (ordering: subject): wake long polls too.
     if (released > 0 || dead.length > 0) this.hooks.onReleased?.(true);

@@ -159,7 +159,7 @@ export interface Store {
   releaseAllPushLeases(now: number): Promise<number>;
   /**
    * Switches a receiver's pending deliveries to its new mode; returns how many pending ones
-   * (those already in that mode included). Deliveries in flight keep their mode.
+   * (those already in that mode are not counted). Deliveries in flight keep their mode.
    */
   setPendingMode(receiver: string, mode: 'push' | 'pull'): Promise<number>;
   /** Non-zero counts per receiver and state, in no promised order. */

@@ -253,7 +253,7 @@ export async function releasePushLeases(client: pg.ClientBase, now: number, expi
 }
 
 export async function setPendingMode(client: pg.ClientBase, receiver: string, mode: 'push' | 'pull'): Promise<number> {
-  const r = await client.query("UPDATE deliveries SET mode = $1 WHERE receiver = $2 AND state = 'pending'", [mode, receiver]);
+  const r = await client.query("UPDATE deliveries SET mode = $1 WHERE receiver = $2 AND state = 'pending' AND mode <> $1", [mode, receiver]);
   return r.rowCount ?? 0;
 }
 

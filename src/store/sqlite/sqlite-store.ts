@@ -324,7 +324,7 @@ export class SqliteStore implements Store {
   }
 
   setPendingMode(receiver: string, mode: 'push' | 'pull'): Promise<number> {
-    return this.writes.run(() => this.sql.setPendingMode.run(mode, receiver).changes);
+    return this.writes.run(() => this.sql.setPendingMode.run({ mode, receiver }).changes);
   }
 
   async countDeliveriesByState(): Promise<Array<{ receiver: string; state: string; count: number }>> {
@@ -478,7 +478,7 @@ function prepareStatements(db: Database.Database) {
       WHERE state = 'delivering' AND mode = 'push' AND lease_until <= @now RETURNING *`),
     releasePushLeases: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = ?, last_error = 'lease released at start', lease_until = NULL, lease_token = NULL
       WHERE state = 'delivering' AND mode = 'push' RETURNING *`),
-    setPendingMode: p("UPDATE deliveries SET mode = ? WHERE receiver = ? AND state = 'pending'"),
+    setPendingMode: p("UPDATE deliveries SET mode = @mode WHERE receiver = @receiver AND state = 'pending' AND mode <> @mode"),
     countByState: p('SELECT receiver, state, count(*) AS count FROM deliveries GROUP BY receiver, state ORDER BY receiver, state'),
   };
 }
