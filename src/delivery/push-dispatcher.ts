@@ -76,6 +76,7 @@ export class PushDispatcher {
   /** Due times of retries this process recorded and no pass has reached yet (see RETRY_WAKE_HORIZON_MS). */
   private retryWakes: number[] = [];
   /** The `now` of the latest pass: deliveries due by then were claimable in it. */
+  private rotation = 0;
   private lastPassAt = 0;
   /** Results of finished attempts the store could not take (a storage fault), recorded when it can. */
   private readonly unrecorded: Array<{ delivery: ClaimedDelivery; result: AttemptResult }> = [];
@@ -202,7 +203,14 @@ export class PushDispatcher {
     await directory.refreshIfStale();
     let started = 0;
     let wakeAt = Infinity;
-    for (const receiver of await store.receiversWithDuePush(now, 10_000)) {
+    const due = await store.receiversWithDuePush(now, 10_000);
+    // A fair share of the hub-wide cap per receiver with work, counting one more receiver than
+    // there are so that slots stay free for one that turns up next, and a rotating start: so
+    // receivers hanging until their timeout cannot take every slot from the others.
+    const fairShare = Math.max(1, Math.floor(this.opts.maxInFlight / (due.length + 1)));
+    const offset = due.length > 0 ? this.rotation++ % due.length : 0;
+    for (let i = 0; i < due.length; i++) {
+      const receiver = due[(i + offset) % due.length]!;
       const globalFree = this.opts.maxInFlight - this.inFlight;
       if (globalFree <= 0) break;
       const settings = await this.settingsOf(receiver);
@@ -213,7 +221,7 @@ export class PushDispatcher {
       const busy = this.inFlightBy.get(receiver) ?? 0;
       const gate = this.gates.allowance(receiver, settings, busy, now);
       if (gate.wakeAt !== null) wakeAt = Math.min(wakeAt, gate.wakeAt);
-      const free = Math.min(settings.maxInFlight - busy, globalFree, gate.limit);
+      const free = Math.min(Math.min(settings.maxInFlight, fairShare) - busy, globalFree, gate.limit);
       if (free <= 0) continue;
       const claimed = await store.claimPush(receiver, free, now, now + settings.timeoutMs + this.opts.leaseMarginMs, this.token, settings.ordering === 'subject');
       this.gates.started(receiver, claimed.length, gate.probe, now);
