@@ -53,28 +53,33 @@ export class SqliteStore implements Store {
   }
 
   private commitOne(m: NewMessage): IngestResult {
-    const existing = this.sql.messageBySourceId.get(m.source, m.id) as MessageRow | undefined;
-    if (existing) {
-      const message = toMessage(existing);
-      if (existing.fingerprint !== m.fingerprint) return { kind: 'conflict', message };
-      const receivers = (this.sql.originalReceivers.all(existing.sequence) as Array<{ receiver: string }>).map((r) => r.receiver);
-      return { kind: 'duplicate', message, receivers };
-    }
-    const row = this.sql.insertMessage.get({
+    // The common case first: a new (source, id). Only on a conflict is the first one read.
+    const inserted = this.sql.insertMessage.get({
       source: m.source, id: m.id, type: m.type, subject: m.subject, time: m.time,
       attributes: JSON.stringify(m.attributes), content_type: m.contentType, size: m.size, sha256: m.sha256,
       fingerprint: m.fingerprint, received_at: m.receivedAt, body_kind: m.body.kind,
       body_key: m.body.kind === 'file' ? m.body.key : null,
-    }) as MessageRow;
-    if (m.body.kind === 'inline') this.sql.insertBody.run(row.sequence, m.inlineBody ?? Buffer.alloc(0));
+    }) as { sequence: number } | undefined;
+    if (!inserted) {
+      const existing = toMessage(this.sql.messageBySourceId.get(m.source, m.id) as MessageRow);
+      if (existing.fingerprint !== m.fingerprint) return { kind: 'conflict', message: existing };
+      const receivers = (this.sql.originalReceivers.all(existing.sequence) as Array<{ receiver: string }>).map((r) => r.receiver);
+      return { kind: 'duplicate', message: existing, receivers };
+    }
+    const sequence = inserted.sequence;
+    if (m.body.kind === 'inline') this.sql.insertBody.run(sequence, m.inlineBody ?? Buffer.alloc(0));
     const receivers = uniqueReceivers(m.receivers);
     for (const r of receivers) {
       this.sql.insertDelivery.run({
-        sequence: row.sequence, receiver: r.receiver, mode: r.mode, subject: m.subject, created_at: m.receivedAt,
-        webhook_id: webhookIdFor(row.sequence, r.receiver), resend_of: null,
+        sequence, receiver: r.receiver, mode: r.mode, subject: m.subject, created_at: m.receivedAt,
+        webhook_id: webhookIdFor(sequence, r.receiver), resend_of: null,
       });
     }
-    return { kind: 'accepted', message: toMessage(row), receivers: receivers.map((r) => r.receiver) };
+    const message: MessageRecord = {
+      sequence, source: m.source, id: m.id, type: m.type, subject: m.subject, time: m.time, attributes: m.attributes,
+      contentType: m.contentType, size: m.size, sha256: m.sha256, fingerprint: m.fingerprint, receivedAt: m.receivedAt, body: m.body,
+    };
+    return { kind: 'accepted', message, receivers: receivers.map((r) => r.receiver) };
   }
 
   async getMessage(sequence: number): Promise<MessageRecord | null> {
@@ -388,7 +393,8 @@ function prepareStatements(db: Database.Database) {
     messageBySourceId: p('SELECT * FROM messages WHERE source = ? AND id = ?'),
     messageBySequence: p('SELECT * FROM messages WHERE sequence = ?'),
     insertMessage: p(`INSERT INTO messages (source, id, type, subject, time, attributes, content_type, size, sha256, fingerprint, received_at, body_kind, body_key)
-      VALUES (@source, @id, @type, @subject, @time, @attributes, @content_type, @size, @sha256, @fingerprint, @received_at, @body_kind, @body_key) RETURNING *`),
+      VALUES (@source, @id, @type, @subject, @time, @attributes, @content_type, @size, @sha256, @fingerprint, @received_at, @body_kind, @body_key)
+      ON CONFLICT (source, id) DO NOTHING RETURNING sequence`),
     insertBody: p('INSERT INTO bodies (sequence, data) VALUES (?, ?)'),
     bodyBySequence: p('SELECT data FROM bodies WHERE sequence = ?'),
     insertDelivery: p(`INSERT INTO deliveries (sequence, receiver, mode, subject, state, created_at, first_created_at, next_attempt_at, webhook_id, resend_of)
