@@ -13,8 +13,9 @@ import type { Scenario } from './lib/scenario.ts';
 import { settingsFrom } from './lib/settings.ts';
 import { e2eScenario } from './scenarios/e2e.ts';
 import { ingestScenario } from './scenarios/ingest.ts';
+import { postgresScenario } from './scenarios/postgres.ts';
 
-const SCENARIOS: Scenario[] = [ingestScenario, e2eScenario];
+const SCENARIOS: Scenario[] = [ingestScenario, e2eScenario, postgresScenario];
 
 function usage(): string {
   return [
@@ -22,6 +23,7 @@ function usage(): string {
     ...SCENARIOS.map((s) => `  ${s.name.padEnd(8)} ${s.description}`),
     'env: BENCH_SECONDS BENCH_WARMUP_SECONDS BENCH_CONNECTIONS BENCH_BODY_BYTES BENCH_RATE BENCH_OPEN_SECONDS',
     '     BENCH_PUSH_INFLIGHT BENCH_DRAIN_SECONDS BENCH_SMOKE=1 BENCH_CPU_PROF=<dir> (profile the hub with --cpu-prof)',
+    '     BENCH_DATABASE_URL (postgres; else METERHUB_TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres)',
   ].join('\n');
 }
 

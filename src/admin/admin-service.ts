@@ -78,7 +78,13 @@ export class AdminService {
       if (existing.participant !== participant) throw new HubError('invalid-config', `a configured key of '${participant}' is already another participant's key`);
       return;
     }
-    await this.store.insertKey({ id: configKeyId(hash), participant, role: 'participant', hash, createdAt: Date.now(), revokedAt: null });
+    try {
+      await this.store.insertKey({ id: configKeyId(hash), participant, role: 'participant', hash, createdAt: Date.now(), revokedAt: null });
+    } catch (error) {
+      // Another hub sharing the store, started at the same time from the same config file, stored it first.
+      if ((await this.store.findKeyByHash(hash))?.participant === participant) return;
+      throw error;
+    }
   }
 
   async revokeKey(participant: string | null, keyId: string): Promise<void> {

@@ -114,9 +114,12 @@ export async function shutdownGracefully(deps: { hub: Hub; app: FastifyInstance;
     // Cut the push requests still going; their results are not recorded (the hub is going away)...
     hub.push.abort();
     await within(pushDrained, 2_000);
-    // ...and their deliveries go back to pending, to be sent again after the restart.
+    // ...and their deliveries go back to pending, to be sent again after the restart. Not on
+    // PostgreSQL: other hub processes sharing it hold live leases that this would take from them
+    // (and their deliveries would go out twice); this process's leases expire instead, and the
+    // lease keeper of another process (or of this one, restarted) sends them again.
     try {
-      released = await hub.store.releaseAllPushLeases(Date.now());
+      if (hub.store.kind === 'sqlite') released = await hub.store.releaseAllPushLeases(Date.now());
     } catch (err) {
       hub.logger.error({ err }, 'could not release push leases at shutdown; the next start releases them');
     }

@@ -55,6 +55,7 @@ export class InboxService {
   }
 
   async poll(receiver: string, max: number, waitSeconds: number, signal: AbortSignal): Promise<InboxItem[]> {
+    await this.directory.refreshIfStale(); // changes made through other hub processes (directory.ts)
     const settings = this.settingsOf(receiver);
     const deadline = Date.now() + waitSeconds * 1000;
     for (;;) {
@@ -100,6 +101,7 @@ export class InboxService {
   }
 
   async ack(receiver: string, leases: string[]) {
+    await this.directory.refreshIfStale();
     const settings = this.settingsOf(receiver);
     const results = await this.store.ackPull(receiver, leases, Date.now());
     // With ordering: subject an ack lets the meter's next delivery go: wake long polls for it.
@@ -108,6 +110,7 @@ export class InboxService {
   }
 
   async nack(receiver: string, leases: string[], delaySeconds: number) {
+    await this.directory.refreshIfStale();
     this.settingsOf(receiver);
     const now = Date.now();
     const results = await this.store.nackPull(receiver, leases, now, now + delaySeconds * 1000);

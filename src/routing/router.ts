@@ -11,30 +11,56 @@ export interface RouteResult {
   rules: string[];
 }
 
+/** How old the cached rule list may get before a message routed reads the stored version again. */
+export const ROUTES_REFRESH_MS = 1_000;
+
 /**
  * Finds a message's receivers: the union of the matching rules' targets (participants named
  * directly, and meter roles looked up in the registry at the message's time), less the sender,
  * less anyone who is not an active receiver.
+ *
+ * The rules are cached. A PUT through this process reloads them at once; one through another
+ * process sharing the store is picked up by the first message routed here once the copy is older
+ * than `refreshMs` (it reads the stored rules again, single-flight, and keeps them only if their
+ * version is newer): so every message routed more than `refreshMs` after a routes PUT committed
+ * anywhere is routed by the new rules. The receivers come from the participant directory, which
+ * is refreshed the same way (directory.ts). The meter registry is not cached (read per message).
  */
 export class Router {
   private rules: RouteRule[] = [];
   private version = -1;
+  private checkedAt = 0;
+  private refreshing: Promise<void> | null = null;
 
   constructor(
     private readonly store: Store,
     private readonly directory: ParticipantDirectory,
     private readonly validateSubject: MeterIdScheme | null = null,
+    readonly refreshMs = ROUTES_REFRESH_MS,
   ) {}
 
   async reload(): Promise<void> {
+    const checkedAt = Date.now();
     const { rules, version } = await this.store.getRoutes();
-    this.rules = rules;
-    this.version = version;
+    // Never back to an older list (a refresh that read before a concurrent PUT, finishing after it).
+    if (version >= this.version) {
+      this.rules = rules;
+      this.version = version;
+    }
+    this.checkedAt = Math.max(this.checkedAt, checkedAt);
+  }
+
+  /** Reads the stored rules again when the copy is older than refreshMs; resolves at once when it is not. */
+  refreshIfStale(): Promise<void> {
+    if (Date.now() - this.checkedAt <= this.refreshMs) return Promise.resolve();
+    this.refreshing ??= this.reload().finally(() => { this.refreshing = null; });
+    return this.refreshing;
   }
 
   get routesVersion(): number { return this.version; }
 
   async route(attrs: EventAttributes, receivedAt: number): Promise<RouteResult> {
+    await Promise.all([this.refreshIfStale(), this.directory.refreshIfStale()]);
     const matched = this.rules.filter((r) => ruleMatches(r, attrs));
     for (const scheme of new Set([this.validateSubject, ...matched.map((r) => r.validateSubject)])) {
       if (scheme && !isValidMeterId(scheme, attrs.subject)) {

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { after } from 'node:test';
 import { resolve } from 'node:path';
 import pg from 'pg';
-import { testDatabaseUrl } from './postgres.ts';
+import { markSuiteRan, testDatabaseUrl } from './postgres.ts';
 
 export type TestStoreKind = 'sqlite' | 'postgres';
 
@@ -30,6 +30,7 @@ const TEST_POOL_SIZE = Number(process.env.METERHUB_TEST_POOL_SIZE ?? 5);
 
 /** Schemas this process made (or may have made, through a child hub), dropped at the end of the file. */
 const made = new Set<string>();
+let marked = false;
 
 /** The schema of a data folder: `mh_t_` and a hash of its absolute path. */
 export function schemaForDataDir(dataDir: string): string {
@@ -46,6 +47,10 @@ export function testDatabaseUrlFor(dataDir: string): { url: string; schema: stri
   const url = new URL(testDatabaseUrl());
   url.searchParams.set('schema', schema);
   if (!url.searchParams.has('pool_size')) url.searchParams.set('pool_size', String(TEST_POOL_SIZE));
+  if (made.size === 0 && !marked) {
+    marked = true;
+    markSuiteRan('METERHUB_TEST_STORE=postgres', `(${process.argv[1] ?? 'a test file'})`); // .ci/run checks that test:postgres really ran on PostgreSQL
+  }
   made.add(schema);
   return { url: url.toString(), schema };
 }
@@ -62,7 +67,7 @@ export async function dropTestSchema(schema: string): Promise<void> {
     await client.query("SET lock_timeout = '5s'");
     await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   } catch {
-    // left for a later sweep (.ci/run drops stale mh_t_ schemas)
+    // left behind (the server unreachable): a test schema holds only test data
   } finally {
     await client.end().catch(() => {});
   }

@@ -1,3 +1,4 @@
+import { HubError } from '../../errors/hub-error.ts';
 import { StorageUnavailableError } from '../storage-error.ts';
 
 /*
@@ -47,7 +48,23 @@ export function unavailable(error: unknown): StorageUnavailableError {
   return new StorageUnavailableError(`PostgreSQL unavailable: ${typeof message === 'string' && message ? message : String(error)}`, { cause: error });
 }
 
-/** A storage fault becomes StorageUnavailableError; anything else is passed on as it is. */
+/**
+ * A value PostgreSQL text cannot hold: the NUL character (22021 "invalid byte sequence for
+ * encoding UTF8: 0x00"; 22P05 for a \u0000 escape in json). The embedded store takes it; here it
+ * is the caller's input that cannot be stored or looked up (a search for a subject holding NUL,
+ * a participant name, a lease token), answered 400 rather than 500.
+ */
+export function isUnstorableText(error: unknown): boolean {
+  const code = codeOf(error);
+  return code === '22021' || code === '22P05';
+}
+
+/**
+ * A storage fault becomes StorageUnavailableError, a value PostgreSQL text cannot hold a 400
+ * `malformed-request`; anything else is passed on as it is.
+ */
 export function mapError(error: unknown): unknown {
-  return isPgStorageFault(error) ? unavailable(error) : error;
+  if (isPgStorageFault(error)) return unavailable(error);
+  if (isUnstorableText(error)) return new HubError('malformed-request', 'a text value holds the NUL character (U+0000), which the hub\'s database (PostgreSQL) cannot store or look up');
+  return error;
 }

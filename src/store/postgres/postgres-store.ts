@@ -114,9 +114,12 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** A write in the group commit; a storage fault inside it rejects with StorageUnavailableError. */
+  /**
+   * A write in the group commit; a storage fault inside it rejects with StorageUnavailableError,
+   * a value PostgreSQL cannot hold (NUL in text) with a 400 HubError (errors.ts).
+   */
   private write<T>(fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
-    return this.writes.run((tx) => fn(tx.client));
+    return this.writes.run((tx) => fn(tx.client)).catch((error: unknown) => { throw mapError(error); });
   }
 
   // ---- ingest ----

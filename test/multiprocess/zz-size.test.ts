@@ -1,0 +1,26 @@
+import { test } from 'node:test';
+import { Pool } from 'undici';
+import pg from 'pg';
+import { startTestHub, eventually } from '../support/hub.ts';
+import { startReceiver } from '../support/receiver.ts';
+test('size', { timeout: 300_000 }, async () => {
+  const u = 'postgres://postgres@127.0.0.1:5432/postgres?schema=mh_zz_size&pool_size=6';
+  const rx = await startReceiver();
+  const h = await startTestHub({ storage: { databaseUrl: u }, server: { ingestRateLimit: { eventsPerSecond: null } } });
+  const s = await h.participant('MDP-A'); await h.participant('R', { mode: 'push', url: rx.url, maxInFlight: 32 });
+  await h.routes([{ name: 'a', match: {}, to: { participants: ['R'] } }]);
+  const pool = new Pool(h.url, { connections: 16 });
+  const N = 10000;
+  const data = JSON.stringify({ nmi: 'NMI0000001', values: Array(40).fill(0.125), pad: 'x'.repeat(500) });
+  let i = 0;
+  await Promise.all(Array.from({ length: 16 }, async () => { while (i < N) { const k = i++; const r = await pool.request({ method: 'POST', path: '/v1/messages', headers: { authorization: `Bearer ${s.key}`, 'content-type': 'application/cloudevents+json' }, body: `{"specversion":"1.0","id":"m${k}","source":"MDP-A","type":"au.nem12.interval","subject":"NMI${k % 1000}","time":"2024-01-01T00:00:00+10:00","datacontenttype":"application/json","data":${data}}` }); await r.body.text(); } }));
+  await eventually(() => rx.requests.length >= N, 120_000);
+  await new Promise((r) => setTimeout(r, 1000));
+  const c = new pg.Client('postgres://postgres@127.0.0.1:5432/postgres'); await c.connect();
+  await c.query('VACUUM ANALYZE mh_zz_size.messages, mh_zz_size.bodies, mh_zz_size.deliveries, mh_zz_size.attempts');
+  const { rows } = await c.query(`select relname, pg_total_relation_size(c.oid) total, pg_relation_size(c.oid) heap, n_live_tup, n_dead_tup from pg_class c join pg_namespace n on n.oid=c.relnamespace left join pg_stat_user_tables s on s.relid=c.oid where n.nspname='mh_zz_size' and c.relkind='r' order by 2 desc`);
+  for (const r of rows) console.log('SIZE', r.relname, Math.round(r.total / N), 'B/msg total;', Math.round(r.heap / N), 'heap; live', r.n_live_tup, 'dead', r.n_dead_tup);
+  console.log('SIZE body bytes', Buffer.byteLength(data));
+  await c.end();
+  await pool.destroy(); await h.close(); await rx.close();
+});
