@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { AckResult, AttemptResult, ClaimedDelivery, DeliveryRecord } from '../types.ts';
 import { deliveryColumns, toDelivery, type DeliveryRow } from './rows.ts';
+import type { Batchable } from './write-queue.ts';
 
 /*
  * Push claims, push results, pull leases and lease maintenance of the PostgreSQL store.
@@ -127,6 +128,20 @@ export async function recordPushResults(client: pg.ClientBase, results: Array<{ 
   const recorded = new Set(rows.map((r) => r.ord));
   return results.map((_, i) => recorded.has(i));
 }
+
+/**
+ * recordPushResults calls, batched (write-queue.ts): consecutive calls of one group are recorded
+ * by one statement, their items in call order, which answers each item as the calls one after
+ * the other would: an item is recorded if its claim's lease is still held, and a repeat of a
+ * (delivery, token) already recorded, in its own call or an earlier one, is stale.
+ */
+export const recordPushBatch: Batchable<Array<{ delivery: ClaimedDelivery; result: AttemptResult }>, boolean[]> = {
+  async run(tx, calls) {
+    const all = await recordPushResults(tx.client, calls.flat());
+    let at = 0;
+    return calls.map((c) => all.slice(at, (at += c.length)));
+  },
+};
 
 export async function nextPushDueAt(db: pg.Pool | pg.ClientBase): Promise<number | null> {
   const { rows } = await db.query<{ t: number | null }>({ name: 'meterhub_next_push_due', text: "SELECT min(next_attempt_at) AS t FROM deliveries WHERE mode = 'push' AND state = 'pending'" });

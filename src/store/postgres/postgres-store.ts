@@ -23,6 +23,35 @@ import { WriteQueue } from './write-queue.ts';
 
 export type { PostgresOptions };
 
+/**
+ * Plans (EXPLAIN, nothing run) of the hot statements' tables and indexes: a new server session
+ * loads its catalog caches on first use, which on a loaded machine takes tens to hundreds of
+ * milliseconds. Paid here at start, on every pooled connection, rather than by the first
+ * deliveries after a (re)start, which would come that much late.
+ */
+const WARM_UP_SQL = [
+  "EXPLAIN SELECT id FROM deliveries WHERE mode = 'push' AND state = 'pending' AND receiver = '' AND next_attempt_at <= 0 ORDER BY next_attempt_at, id LIMIT 1",
+  "EXPLAIN SELECT id FROM deliveries WHERE mode = 'pull' AND state = 'pending' AND receiver = '' AND next_attempt_at <= 0 ORDER BY next_attempt_at, id LIMIT 1",
+  "EXPLAIN SELECT 1 FROM deliveries e WHERE e.receiver = '' AND e.subject = '' AND e.state IN ('pending', 'delivering') AND (e.sequence, e.id) < (0, 0)",
+  "EXPLAIN UPDATE deliveries SET state = 'pending' WHERE id = 0 AND lease_token = ''",
+  "EXPLAIN SELECT m.sequence, b.data FROM messages m JOIN bodies b ON b.sequence = m.sequence WHERE m.sequence = 0 OR (m.source = '' AND m.id = '')",
+  "EXPLAIN INSERT INTO attempts (delivery_id, sequence, receiver, started_at, outcome) VALUES (0, 0, '', 0, '')",
+  'EXPLAIN SELECT last FROM hub_sequence',
+  "EXPLAIN SELECT id FROM api_keys WHERE hash = ''",
+].join('; ');
+
+/** Opens `size` connections of the pool (the rest open on demand) and warms each; best effort: a failure here shows again on first use. */
+async function warmUp(pool: pg.Pool, size: number): Promise<void> {
+  const clients: pg.PoolClient[] = [];
+  try {
+    const opened = await Promise.allSettled(Array.from({ length: size }, () => pool.connect()));
+    for (const o of opened) if (o.status === 'fulfilled') clients.push(o.value);
+    await Promise.allSettled(clients.map((c) => c.query(WARM_UP_SQL)));
+  } finally {
+    for (const c of clients) c.release();
+  }
+}
+
 /** Most expired pull leases ended per expirePullLeases call (call again while it finds any). */
 const EXPIRE_BATCH = 10_000;
 
@@ -71,7 +100,9 @@ export class PostgresStore implements Store {
     } finally {
       await client.end().catch(() => {});
     }
-    return new PostgresStore(createPool(resolved, durable ? {} : { synchronous_commit: 'on' }), resolved);
+    const pool = createPool(resolved, durable ? {} : { synchronous_commit: 'on' });
+    await warmUp(pool, Math.min(resolved.poolSize, 8));
+    return new PostgresStore(pool, resolved);
   }
 
   /** Group commits so far: transactions, the writes they carried, deadlock retries. */
@@ -264,7 +295,9 @@ export class PostgresStore implements Store {
   }
 
   recordPushResults(results: Array<{ delivery: ClaimedDelivery; result: AttemptResult }>): Promise<boolean[]> {
-    return this.write((c) => dv.recordPushResults(c, results));
+    // Every push attempt ends here, one call each: the calls of a group share one statement.
+    if (results.length === 0 && !this.closing) return Promise.resolve([]);
+    return this.writes.runBatched(dv.recordPushBatch, results).catch((error: unknown) => { throw mapError(error); });
   }
 
   nextPushDueAt(): Promise<number | null> {

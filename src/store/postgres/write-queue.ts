@@ -110,6 +110,9 @@ export class WriteQueue {
 
   /** Never throws: settles every write of the group. */
   private async commitGroup(group: Op[]): Promise<void> {
+    // Without savepoints first (each costs a round trip and a subtransaction); when a write of
+    // the group fails by itself, the group is rolled back and run again with one per write.
+    let savepoints = false;
     for (let attempt = 0; ; attempt++) {
       let client: pg.PoolClient;
       try {
@@ -118,7 +121,7 @@ export class WriteQueue {
         return fail(group, error);
       }
       try {
-        const outcomes = await runGroup(client, group);
+        const outcomes = await runGroup(client, group, savepoints);
         client.release();
         this.stats.groups++;
         this.stats.writes += group.length;
@@ -131,6 +134,11 @@ export class WriteQueue {
         const rolledBack = await client.query('ROLLBACK').then(() => true, () => false);
         // A connection that cannot even roll back is broken: destroy it rather than pool it.
         client.release(rolledBack ? undefined : true);
+        if (rolledBack && error instanceof NeedsSavepoints) {
+          savepoints = true;
+          attempt--;
+          continue;
+        }
         if (rolledBack && isRetryable(error) && attempt < RETRIES) {
           this.stats.retries++;
           continue;
@@ -141,6 +149,9 @@ export class WriteQueue {
   }
 }
 
+/** A write of a group run without savepoints failed by itself: run the group again with them. */
+class NeedsSavepoints extends Error {}
+
 /** Whatever failed (BEGIN, a savepoint, a fault inside a write, COMMIT), nothing of the group is durable. */
 function fail(group: Op[], error: unknown): void {
   const failure = unavailable(error);
@@ -149,10 +160,13 @@ function fail(group: Op[], error: unknown): void {
 
 /**
  * Runs the group in one transaction; resolves with one outcome per write once COMMIT returned.
- * Throws on a storage fault or a retryable failure (the caller rolls back).
+ * Throws on a storage fault or a retryable failure (the caller rolls back). With `isolate`, each
+ * write (or batch) of a group of several runs in its own savepoint, so that one failing is rolled
+ * back alone; without, a write failing throws NeedsSavepoints (the caller rolls back and runs the
+ * group again isolated). Every write must be safe to run again (a function of the database state).
  */
-async function runGroup(client: pg.ClientBase, group: Op[]): Promise<Outcome[]> {
-  const savepoints = group.length > 1;
+async function runGroup(client: pg.ClientBase, group: Op[], isolate: boolean): Promise<Outcome[]> {
+  const savepoints = isolate && group.length > 1;
   const outcomes: Outcome[] = [];
   // Transaction control not yet sent, sent with the next round trip.
   let control = 'BEGIN';
@@ -188,6 +202,7 @@ async function runGroup(client: pg.ClientBase, group: Op[]): Promise<Outcome[]> 
       return null;
     } catch (error) {
       if (isPgStorageFault(error) || isRetryable(error)) throw error;
+      if (!savepoints && group.length > 1) throw new NeedsSavepoints('a write of the group failed', { cause: error });
       await client.query(savepoints ? 'ROLLBACK TO SAVEPOINT op' : 'ROLLBACK');
       if (savepoints) control = 'RELEASE SAVEPOINT op';
       return { error };
@@ -203,7 +218,7 @@ async function runGroup(client: pg.ClientBase, group: Op[]): Promise<Outcome[]> 
   for (let i = 0; i < group.length;) {
     const op = group[i]!;
     let j = i + 1;
-    while (savepoints && op.batch && j < group.length && group[j]!.batch?.with === op.batch.with && group[j]!.sequences === op.sequences) j++;
+    while (group.length > 1 && op.batch && j < group.length && group[j]!.batch?.with === op.batch.with && group[j]!.sequences === op.sequences) j++;
     if (j - i > 1) {
       const run = group.slice(i, j);
       let values: unknown[] = [];
