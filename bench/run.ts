@@ -14,8 +14,12 @@ import { settingsFrom } from './lib/settings.ts';
 import { e2eScenario } from './scenarios/e2e.ts';
 import { ingestScenario } from './scenarios/ingest.ts';
 import { postgresScenario } from './scenarios/postgres.ts';
+import { bullmqScenario } from './scenarios/bullmq.ts';
+import { backlogScenario } from './scenarios/backlog.ts';
+import { largeScenario } from './scenarios/large.ts';
+import { registryScenario } from './scenarios/registry.ts';
 
-const SCENARIOS: Scenario[] = [ingestScenario, e2eScenario, postgresScenario];
+const SCENARIOS: Scenario[] = [ingestScenario, e2eScenario, bullmqScenario, backlogScenario, largeScenario, registryScenario, postgresScenario];
 
 function usage(): string {
   return [
