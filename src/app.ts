@@ -61,7 +61,7 @@ export async function buildApp(hub: Hub): Promise<FastifyInstance> {
 
   await app.register(operationsRoutes, { hub });
   await app.register(ingestRoutes, {
-    auth, ingest: hub.ingest, bodyLimitBytes: server.bodyLimitBytes, maxBatchEvents: server.maxBatchEvents,
+    auth, ingest: hub.ingest, bodyLimitBytes: server.bodyLimitBytes, jsonBodyLimitBytes: server.jsonBodyLimitBytes, maxBatchEvents: server.maxBatchEvents,
     maxJsonDepth: server.maxJsonDepth, inlineBodyMaxBytes: config.storage.inlineBodyMaxBytes,
     rateLimiter: server.ingestRateLimit.eventsPerSecond === null ? null : new KeyRateLimiter({ eventsPerSecond: server.ingestRateLimit.eventsPerSecond, burst: server.ingestRateLimit.burst }),
   });

@@ -49,8 +49,10 @@ export const hubConfigSchema = z.strictObject({
   server: z.strictObject({
     host: z.string().default('0.0.0.0'),
     port: z.number().int().min(0).max(65535).default(8080),
-    /** Largest accepted message body (structured envelope, binary data or batch). */
-    bodyLimitBytes: z.number().int().min(1024).max(2 ** 31).default(16 * 1024 * 1024),
+    /** Largest accepted message body in any mode; binary-mode bodies are streamed, never held whole. */
+    bodyLimitBytes: z.number().int().min(1024).max(2 ** 31).default(64 * MIB),
+    /** Largest structured or batch body, held and parsed in memory (several times its size); bodyLimitBytes caps it too. */
+    jsonBodyLimitBytes: z.number().int().min(1024).max(2 ** 31).default(16 * MIB),
     /** Most events in one batch request. */
     maxBatchEvents: z.number().int().min(1).max(100_000).default(10_000),
     /** Requests slower than this in total are cut off (slowloris). */

@@ -50,17 +50,43 @@ export function limitedBody(source: Readable, limit: number): Readable {
   return out;
 }
 
-/** Reads a request body into memory, refusing with 413 as soon as it passes `limit`. */
-export async function readBody(stream: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of limitedBody(stream, limit)) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    chunks.push(buf);
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+/**
+ * Reads a request body into memory, refusing with 413 as soon as it passes `limit`. As
+ * limitedBody, but straight from the request's events (no stream in between: this runs for
+ * every structured event). The request is never destroyed; after a 413 or an error the rest of
+ * it is read and dropped.
+ */
+export function readBody(source: Readable, limit: number): Promise<Buffer> {
+  if (source.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (err: Error) => {
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', stop);
+      source.on('error', ignore);
+      source.resume();
+      reject(err);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) stop(tooLarge(limit));
+      else chunks.push(chunk);
+    };
+    const onEnd = () => {
+      source.off('data', onData);
+      source.off('error', stop);
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    source.on('data', onData);
+    source.once('end', onEnd);
+    source.once('error', stop);
+  });
 }
+
+/** The client went away after its body was refused or failed; nothing is waiting for it any more. */
+function ignore(): void { /* nothing */ }
 
 export function declaredLength(header: string | undefined): number | null {
   if (header === undefined) return null;

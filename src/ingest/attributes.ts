@@ -81,13 +81,29 @@ export function validateAttributes(raw: Record<string, unknown>): EventAttribute
   return out;
 }
 
-/** The date and clock parts exist (Date.parse rolls 2024-02-30 over to March rather than refusing it). */
+function digitsAt(s: string, at: number, width: number): number {
+  let v = 0;
+  for (let i = at; i < at + width; i++) v = v * 10 + s.charCodeAt(i) - 48;
+  return v;
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * The date and clock parts exist (Date.parse rolls 2024-02-30 over to March rather than refusing
+ * it). `time` has matched RFC3339, so the digits are where they are read from.
+ */
 function isCalendarDate(time: string): boolean {
-  const [y, m, d, hh, mm, ss] = [time.slice(0, 4), time.slice(5, 7), time.slice(8, 10), time.slice(11, 13), time.slice(14, 16), time.slice(17, 19)].map(Number) as [number, number, number, number, number, number];
-  const daysInMonth = new Date(Date.UTC(y, m, 0)).getUTCDate();
-  if (m < 1 || m > 12 || d < 1 || d > daysInMonth || hh > 23 || mm > 59 || ss > 60) return false;
-  const offset = /([+-])(\d{2}):(\d{2})$/.exec(time);
-  return !offset || (Number(offset[2]) <= 23 && Number(offset[3]) <= 59);
+  const y = digitsAt(time, 0, 4), m = digitsAt(time, 5, 2), d = digitsAt(time, 8, 2);
+  const hh = digitsAt(time, 11, 2), mm = digitsAt(time, 14, 2), ss = digitsAt(time, 17, 2);
+  if (m < 1 || m > 12 || d < 1 || hh > 23 || mm > 59 || ss > 60) return false;
+  // As Date.UTC counts them: years 0-99 are 1900-1999.
+  const year = y < 100 ? y + 1900 : y;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (d > (m === 2 && leap ? 29 : DAYS_IN_MONTH[m - 1]!)) return false;
+  const last = time.charCodeAt(time.length - 1);
+  if (last === 0x5a || last === 0x7a) return true; // Z: no offset
+  return digitsAt(time, time.length - 5, 2) <= 23 && digitsAt(time, time.length - 2, 2) <= 59;
 }
 
 export function isJsonMediaType(contentType: string): boolean {

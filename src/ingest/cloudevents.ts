@@ -1,7 +1,8 @@
 import { HubError } from '../errors/hub-error.ts';
 import type { EventAttributes } from '../store/types.ts';
 import { hasLoneSurrogate, isJsonMediaType, validateAttributes } from './attributes.ts';
-import { arrayElements, JsonShapeError, objectMembers, type Span } from './json-spans.ts';
+import { partsFromBytes, partsFromObject, type EventParts } from './event-parts.ts';
+import { arrayElements, dataMember, JsonShapeError, objectMembers, type Span } from './json-spans.ts';
 
 /** One decoded event: its attributes and the exact bytes of its data. */
 export interface ParsedEvent {
@@ -12,9 +13,14 @@ export interface ParsedEvent {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** The byte offset past a leading UTF-8 BOM. */
+function bomLength(raw: Buffer): number {
+  return raw.length >= 3 && raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf ? 3 : 0;
+}
+
 /** Parses a JSON document from bytes: UTF-8 only, a leading BOM tolerated. Returns the parsed value and the byte offset past the BOM. */
 function parseJsonBytes(raw: Buffer, maxDepth: number): { value: unknown; offset: number } {
-  const offset = raw.length >= 3 && raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf ? 3 : 0;
+  const offset = bomLength(raw);
   let text: string;
   try {
     text = utf8.decode(offset ? raw.subarray(offset) : raw);
@@ -32,6 +38,10 @@ function parseJsonBytes(raw: Buffer, maxDepth: number): { value: unknown; offset
 
 /** Structured mode: one event as application/cloudevents+json. */
 export function parseStructured(raw: Buffer, maxDepth: number): ParsedEvent {
+  // Valid events are read straight from the bytes; anything else goes through JSON.parse, whose
+  // answer (and error message) is the one the hub has always given.
+  const fast = partsFromBytes(raw, bomLength(raw), maxDepth);
+  if (fast) return eventFromParts(raw, fast);
   const { value, offset } = parseJsonBytes(raw, maxDepth);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new HubError('invalid-event', 'a structured CloudEvent is a JSON object');
@@ -67,33 +77,43 @@ function shapeError(e: unknown): HubError {
   throw e;
 }
 
-function eventFromObject(raw: Buffer, span: Span, obj: Record<string, unknown>, maxDepth: number): ParsedEvent {
-  let members;
+/** The exact bytes of the event's `data` member (null: none), after its members are checked (no repeated name, nesting). */
+function dataSpan(raw: Buffer, span: Span, obj: Record<string, unknown>, maxDepth: number): Span | null {
+  const fast = dataMember(raw, span, maxDepth, Object.keys(obj).length);
+  if (fast !== undefined) return fast;
   try {
-    members = objectMembers(raw, span, maxDepth);
+    return objectMembers(raw, span, maxDepth).find((m) => m.key === 'data')?.value ?? null;
   } catch (e) {
     throw shapeError(e);
   }
-  const { data, data_base64: dataBase64, ...rest } = obj;
+}
+
+function eventFromObject(raw: Buffer, span: Span, obj: Record<string, unknown>, maxDepth: number): ParsedEvent {
+  const member = dataSpan(raw, span, obj, maxDepth);
+  return eventFromParts(raw, partsFromObject(obj, member));
+}
+
+function eventFromParts(raw: Buffer, { rest, data, dataBase64 }: EventParts): ParsedEvent {
   const attributes = validateAttributes(rest);
   const declared = typeof attributes.datacontenttype === 'string' ? attributes.datacontenttype : undefined;
-  if (data !== undefined && dataBase64 !== undefined) throw new HubError('invalid-event', 'an event carries data or data_base64, not both');
+  if (data !== null && dataBase64 !== undefined) throw new HubError('invalid-event', 'an event carries data or data_base64, not both');
   if (dataBase64 !== undefined) {
     if (typeof dataBase64 !== 'string' || !/^[A-Za-z0-9+/\r\n]*={0,2}$/.test(dataBase64)) throw new HubError('invalid-event', 'data_base64 must be a base64 string');
     return { attributes, contentType: declared ?? 'application/octet-stream', body: Buffer.from(dataBase64, 'base64') };
   }
-  if (data === undefined || data === null) {
-    return { attributes, contentType: declared ?? 'application/json', body: data === null ? Buffer.from('null') : Buffer.alloc(0) };
+  if (data === null || data.isNull) {
+    return { attributes, contentType: declared ?? 'application/json', body: data === null ? Buffer.alloc(0) : Buffer.from('null') };
   }
   const contentType = declared ?? 'application/json';
   if (!isJsonMediaType(contentType)) {
-    if (typeof data !== 'string') throw new HubError('invalid-event', `data of type ${contentType} must be a JSON string (or use data_base64)`);
+    if (!data.isString) throw new HubError('invalid-event', `data of type ${contentType} must be a JSON string (or use data_base64)`);
+    const text = data.text ?? (JSON.parse(raw.toString('utf8', data.span.start, data.span.end)) as string);
     // A lone surrogate has no UTF-8 form: the archived bytes would not be what was sent.
-    if (hasLoneSurrogate(data)) throw new HubError('invalid-event', 'the data string holds a lone UTF-16 surrogate (\\uD800-\\uDFFF), which has no UTF-8 form; send the bytes as data_base64');
-    return { attributes, contentType, body: Buffer.from(data, 'utf8') };
+    if (hasLoneSurrogate(text)) throw new HubError('invalid-event', 'the data string holds a lone UTF-16 surrogate (\\uD800-\\uDFFF), which has no UTF-8 form; send the bytes as data_base64');
+    return { attributes, contentType, body: Buffer.from(text, 'utf8') };
   }
-  const member = members.find((m) => m.key === 'data')!;
-  return { attributes, contentType, body: Buffer.from(raw.subarray(member.value.start, member.value.end)) };
+  // A view, not a copy: the request's bytes are kept only as long as the event is.
+  return { attributes, contentType, body: raw.subarray(data.span.start, data.span.end) };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { EventAttributes } from '../store/types.ts';
 
@@ -6,11 +6,12 @@ import type { EventAttributes } from '../store/types.ts';
 export function fingerprintOf(attributes: EventAttributes, contentType: string, sha256: string): string {
   const keys = Object.keys(attributes).sort();
   const canonical = JSON.stringify(keys.map((k) => [k, attributes[k]]));
-  return createHash('sha256').update(canonical).update('\n').update(contentType).update('\n').update(sha256).digest('hex');
+  // One-shot hashes: a Hash object and its update calls cost more than hashing a 1 KB event.
+  return hash('sha256', `${canonical}\n${contentType}\n${sha256}`, 'hex');
 }
 
 export function sha256Hex(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
+  return hash('sha256', data, 'hex');
 }
 
 export async function sha256OfStream(data: Readable): Promise<string> {

@@ -12,7 +12,10 @@ import type { IngestOutcome, IngestService } from './ingest-service.ts';
 export interface IngestRouteOptions {
   auth: Authenticator;
   ingest: IngestService;
+  /** Largest body in any mode (binary bodies stream); 413 above. */
   bodyLimitBytes: number;
+  /** Largest structured or batch body (read whole and parsed); the lower of this and bodyLimitBytes holds. */
+  jsonBodyLimitBytes: number;
   maxBatchEvents: number;
   maxJsonDepth: number;
   inlineBodyMaxBytes: number;
@@ -39,27 +42,28 @@ export async function ingestRoutes(app: FastifyInstance, opts: IngestRouteOption
       const decision = take ? limiter.take(caller.keyId, cost, Date.now()) : limiter.peek(caller.keyId, cost, Date.now());
       if (!decision.ok) throw rateLimited(decision, cost);
     };
+    const media = mediaType(request.headers['content-type']);
+    const isBinary = request.headers['ce-specversion'] !== undefined;
+    const limit = !isBinary && (media?.type === STRUCTURED || media?.type === BATCH) ? Math.min(opts.jsonBodyLimitBytes, opts.bodyLimitBytes) : opts.bodyLimitBytes;
     const length = declaredLength(request.headers['content-length']);
-    if (length !== null && length > opts.bodyLimitBytes) {
+    if (length !== null && length > limit) {
       reply.header('connection', 'close');
-      throw new HubError('payload-too-large', `the body (${length} bytes) is over the limit of ${opts.bodyLimitBytes} bytes`);
+      throw new HubError('payload-too-large', `the body (${length} bytes) is over the limit of ${limit} bytes`);
     }
     checkRawHeaders(request.raw.rawHeaders);
     const stream = (request.body as Readable | undefined) ?? request.raw;
-    const media = mediaType(request.headers['content-type']);
-    const isBinary = request.headers['ce-specversion'] !== undefined;
 
     if (!isBinary && media?.type === STRUCTURED) {
       requireUtf8(media.charset);
       charge(1, true);
-      const raw = await readBody(stream, opts.bodyLimitBytes);
+      const raw = await readBody(stream, limit);
       const [outcome] = await opts.ingest.ingestEvents([parseStructured(raw, opts.maxJsonDepth)], caller);
       return sendOutcome(reply, outcome!);
     }
     if (!isBinary && media?.type === BATCH) {
       requireUtf8(media.charset);
       charge(1, false);
-      const raw = await readBody(stream, opts.bodyLimitBytes);
+      const raw = await readBody(stream, limit);
       const events = parseBatch(raw, opts.maxJsonDepth, opts.maxBatchEvents);
       charge(events.length, true);
       const outcomes = await opts.ingest.ingestEvents(events, caller);
