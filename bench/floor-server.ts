@@ -6,7 +6,9 @@
  *
  * With FLOOR_FORWARD_URL it is also the floor of a store-and-forward relay: after COMMIT each
  * message goes (from memory, FLOOR_FORWARD_INFLIGHT at a time) to that URL as a binary-mode
- * CloudEvent, and its delivery is recorded with the same group commit.
+ * CloudEvent, and its delivery is recorded with the same group commit. Several URLs, comma
+ * separated, make a fan-out: each URL its own queue and FLOOR_FORWARD_INFLIGHT slots, each
+ * delivery a row of its own.
  *
  * Env: FLOOR_DB (file), FLOOR_PORT (0 = any). Prints `floor listening on <url>` when ready.
  */
@@ -22,6 +24,8 @@ db.pragma('synchronous = FULL');
 db.exec('CREATE TABLE IF NOT EXISTS messages (sequence INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL, delivered_at INTEGER)');
 const insert = db.prepare('INSERT INTO messages (body) VALUES (?)');
 const markDelivered = db.prepare('UPDATE messages SET delivered_at = ? WHERE sequence = ?');
+db.exec('CREATE TABLE IF NOT EXISTS deliveries (sequence INTEGER NOT NULL, target INTEGER NOT NULL, delivered_at INTEGER NOT NULL, PRIMARY KEY (sequence, target))');
+const insertDelivered = db.prepare('INSERT INTO deliveries (sequence, target, delivered_at) VALUES (@sequence, @target, @at)');
 const count = db.prepare('SELECT count(*) AS n, count(delivered_at) AS delivered FROM messages');
 
 /** Group commit, as the hub's WriteQueue: one transaction per event-loop turn. */
@@ -55,27 +59,29 @@ function flush(): void {
 }
 
 // ---- the optional relay ----
-const forwardUrl = process.env.FLOOR_FORWARD_URL ? new URL(process.env.FLOOR_FORWARD_URL) : null;
+interface Item { sequence: number; body: Buffer }
+interface Target { url: URL; pool: Pool; queue: Item[]; inFlight: number }
 const maxInFlight = Number(process.env.FLOOR_FORWARD_INFLIGHT ?? 16);
-const pool = forwardUrl ? new Pool(forwardUrl.origin, { connections: maxInFlight, pipelining: 1 }) : null;
-const queue: Array<{ sequence: number; body: Buffer }> = [];
-let inFlight = 0;
+const targets: Target[] = (process.env.FLOOR_FORWARD_URL ?? '').split(',').filter((u) => u !== '').map((u) => {
+  const url = new URL(u);
+  return { url, pool: new Pool(url.origin, { connections: maxInFlight, pipelining: 1 }), queue: [], inFlight: 0 };
+});
 
-function pump(): void {
-  while (pool && inFlight < maxInFlight && queue.length > 0) {
-    const item = queue.shift()!;
-    inFlight++;
-    void forward(item).finally(() => { inFlight--; pump(); });
+function pump(t: Target, index: number): void {
+  while (t.inFlight < maxInFlight && t.queue.length > 0) {
+    const item = t.queue.shift()!;
+    t.inFlight++;
+    void forward(t, index, item).finally(() => { t.inFlight--; pump(t, index); });
   }
 }
 
-async function forward(item: { sequence: number; body: Buffer }): Promise<void> {
+async function forward(t: Target, index: number, item: Item): Promise<void> {
   const event = JSON.parse(item.body.toString('utf8')) as Record<string, unknown>;
   const data = Buffer.from(JSON.stringify(event.data));
   for (;;) {
     try {
-      const res = await pool!.request({
-        method: 'POST', path: forwardUrl!.pathname,
+      const res = await t.pool.request({
+        method: 'POST', path: t.url.pathname,
         headers: {
           'content-type': 'application/json', 'ce-specversion': '1.0', 'ce-id': String(event.id), 'ce-source': String(event.source),
           'ce-type': String(event.type), 'ce-subject': String(event.subject), 'ce-sequence': String(item.sequence),
@@ -87,7 +93,8 @@ async function forward(item: { sequence: number; body: Buffer }): Promise<void> 
     } catch { /* retry */ }
     await new Promise((r) => setTimeout(r, 100));
   }
-  await write(() => markDelivered.run(Date.now(), item.sequence));
+  if (targets.length === 1) await write(() => markDelivered.run(Date.now(), item.sequence));
+  else await write(() => insertDelivered.run({ sequence: item.sequence, target: index, at: Date.now() }));
 }
 
 const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
@@ -97,10 +104,10 @@ app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(
 app.post('/v1/messages', async (request, reply) => {
   const body = request.body as Buffer;
   const sequence = await write(() => Number(insert.run(body).lastInsertRowid));
-  if (pool) {
-    queue.push({ sequence, body });
-    pump();
-  }
+  targets.forEach((t, i) => {
+    t.queue.push({ sequence, body });
+    pump(t, i);
+  });
   return reply.code(202).send({ sequence });
 });
 
@@ -111,7 +118,7 @@ process.stdout.write(`floor listening on ${address}\n`);
 
 const stop = async () => {
   await app.close();
-  await pool?.close();
+  await Promise.all(targets.map((t) => t.pool.close()));
   db.close();
   process.exit(0);
 };

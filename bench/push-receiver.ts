@@ -2,9 +2,10 @@
  * A bare push receiver for the e2e benchmark, in its own process: node:http, answers 204 to
  * every POST and records when each ce-id arrived (monotonic clock, shared with the load
  * generator's process). Control endpoints, GET only:
- *   GET /_arrivals        {"count": n, "arrivals": [[ce-id, microseconds], ...]}
- *   GET /_count[?prefix=] {"count": n} (of the ids starting with prefix)
- *   GET /_reset           forgets every arrival
+ *   GET /_arrivals[?path=]        {"count": n, "arrivals": [[ce-id, microseconds], ...]}
+ *   GET /_count[?prefix=][&path=] {"count": n} (of the ids starting with prefix)
+ *   GET /_reset                   forgets every arrival
+ * `path` keeps only the POSTs to that path (several receivers of a fan-out on one process).
  * Prints `receiver listening on <url>` when ready. Env RECEIVER_PORT (0 = any).
  */
 import { createServer } from 'node:http';
@@ -12,24 +13,30 @@ import type { AddressInfo } from 'node:net';
 
 let ids: string[] = [];
 let times: number[] = [];
+let paths: string[] = [];
 
 const server = createServer((req, res) => {
   if (req.method === 'GET') {
-    if (req.url === '/_arrivals') {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.searchParams.get('path');
+    if (url.pathname === '/_arrivals') {
+      const arrivals: Array<[string, number]> = [];
+      ids.forEach((id, i) => { if (!path || paths[i] === path) arrivals.push([id, times[i]!]); });
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ count: ids.length, arrivals: ids.map((id, i) => [id, times[i]]) }));
-    } else if (req.url?.startsWith('/_count')) {
-      const prefix = new URL(req.url, 'http://x').searchParams.get('prefix');
+      res.end(JSON.stringify({ count: arrivals.length, arrivals }));
+    } else if (url.pathname === '/_count') {
+      const prefix = url.searchParams.get('prefix');
       let n = ids.length;
-      if (prefix) {
+      if (prefix || path) {
         n = 0;
-        for (const id of ids) if (id.startsWith(prefix)) n++;
+        ids.forEach((id, i) => { if ((!prefix || id.startsWith(prefix)) && (!path || paths[i] === path)) n++; });
       }
       res.setHeader('content-type', 'application/json');
       res.end(`{"count":${n}}`);
-    } else if (req.url === '/_reset') {
+    } else if (url.pathname === '/_reset') {
       ids = [];
       times = [];
+      paths = [];
       res.end('{}');
     } else {
       res.statusCode = 404;
@@ -41,6 +48,7 @@ const server = createServer((req, res) => {
   req.on('end', () => {
     ids.push(String(req.headers['ce-id'] ?? ''));
     times.push(Number(process.hrtime.bigint() / 1000n));
+    paths.push((req.url ?? '').split('?')[0]!);
     res.statusCode = 204;
     res.end();
   });

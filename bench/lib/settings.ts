@@ -13,8 +13,10 @@ export interface BenchSettings {
   connections: number;
   /** Size of the structured CloudEvent, in bytes. */
   bodyBytes: number;
-  /** Offered rate of the open-loop e2e phase, messages per second. */
+  /** Offered rate of the open-loop e2e phase, messages per second (the first of `rates`). */
   rate: number;
+  /** Offered rates of the open-loop e2e phases, one phase each (BENCH_RATE, comma separated). */
+  rates: number[];
   /** Seconds the open-loop phase offers load. */
   openSeconds: number;
   /** Push requests in flight to the receiver (the hub's receiver maxInFlight; the floor relay's too). */
@@ -33,15 +35,23 @@ function num(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   return n;
 }
 
+function nums(env: NodeJS.ProcessEnv, name: string, fallback: number[]): number[] {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  return raw.split(',').map((part) => num({ [name]: part.trim() }, name, 0));
+}
+
 export function settingsFrom(env: NodeJS.ProcessEnv, smoke: boolean): BenchSettings {
   const seconds = num(env, 'BENCH_SECONDS', smoke ? 1 : 10);
+  const rates = nums(env, 'BENCH_RATE', smoke ? [200] : [1000, 5000]);
   return {
     smoke,
     seconds,
     warmupSeconds: num(env, 'BENCH_WARMUP_SECONDS', smoke ? 0.5 : 3),
     connections: Math.round(num(env, 'BENCH_CONNECTIONS', 50)),
     bodyBytes: Math.round(num(env, 'BENCH_BODY_BYTES', 1024)),
-    rate: num(env, 'BENCH_RATE', smoke ? 200 : 500),
+    rate: rates[0]!,
+    rates,
     openSeconds: num(env, 'BENCH_OPEN_SECONDS', seconds),
     pushInFlight: Math.round(num(env, 'BENCH_PUSH_INFLIGHT', 16)),
     drainSeconds: num(env, 'BENCH_DRAIN_SECONDS', smoke ? 15 : 120),

@@ -1,23 +1,27 @@
 /**
- * e2e: accept → delivered, to a push receiver in its own process (bench/push-receiver.ts).
- *  1. latency at a fixed offered rate (open loop: send times scheduled in advance, latency from
- *     the scheduled time, so a stall is counted in full);
- *  2. sustained delivered throughput (closed loop, `connections` senders as fast as answered).
+ * e2e: accept → delivered, to push receivers in their own process (bench/push-receiver.ts).
+ *  1. latency at fixed offered rates (BENCH_RATE, e.g. 1000,5000; open loop: send times
+ *     scheduled in advance, latency from the scheduled time, so a stall is counted in full);
+ *  2. sustained delivered throughput (closed loop, `connections` senders as fast as answered),
+ *     at fan-out 1 (one push receiver) and fan-out 3 (three push receivers, one route to all
+ *     three: a message counts once all three have it).
  * Baselines in the same run: the FLOOR relay (bench/floor-server.ts with FLOOR_FORWARD_URL: the
- * bare durable ingest, then a POST from memory and a group-committed "delivered" update), and for
- * latency the receiver posted to directly (the HTTP hop and the load generator alone).
+ * bare durable ingest, then a POST from memory to each receiver and a group-committed
+ * "delivered" record), and for latency the receiver posted to directly (the HTTP hop and the
+ * load generator alone).
  */
 import { join } from 'node:path';
 import { request } from 'undici';
 import { spawnTs, type Child } from '../lib/children.ts';
 import { eventTemplate, idMaker } from '../lib/event.ts';
-import { deliveryCounts, startHubProcess } from '../lib/hub-process.ts';
+import { deliveryCounts, startHubProcess, type HubProcess } from '../lib/hub-process.ts';
 import { closedLoop, openLoop } from '../lib/load.ts';
 import { SENDER, SENDER_KEY, ingestHeaders, unexpectedStatuses, type Scenario } from '../lib/scenario.ts';
 import type { BenchSettings } from '../lib/settings.ts';
 import { cpuSecondsOf, cpuUsPer, fmtMs, fmtRate, round, summarize } from '../lib/stats.ts';
 
-const PUSH = 'BENCH-PUSH';
+export const PUSH = 'BENCH-PUSH';
+const FANOUT = 3;
 
 export function e2eHubConfig(receiverUrl: string, maxInFlight: number): Record<string, unknown> {
   return {
@@ -29,17 +33,34 @@ export function e2eHubConfig(receiverUrl: string, maxInFlight: number): Record<s
   };
 }
 
-class Receiver {
+/** Push receivers `${PUSH}-1` … `${PUSH}-n`, one per URL, and one route to all of them. */
+export function e2eFanoutHubConfig(receiverUrls: string[], maxInFlight: number): Record<string, unknown> {
+  const names = receiverUrls.map((_, i) => `${PUSH}-${i + 1}`);
+  return {
+    participants: {
+      [SENDER]: { name: 'Benchmark sender', keys: [SENDER_KEY] },
+      ...Object.fromEntries(names.map((name, i) => [name, { name: `Benchmark push receiver ${i + 1}`, receiver: { mode: 'push', url: receiverUrls[i], maxInFlight } }])),
+    },
+    routes: [{ name: `everything to the ${names.length} push receivers`, match: {}, to: { participants: names } }],
+  };
+}
+
+export class Receiver {
   constructor(readonly child: Child, readonly url: string) {}
   private async get(path: string): Promise<any> {
     const res = await request(this.url + path);
     return res.body.json();
   }
+  private query(params: Record<string, string | undefined>): string {
+    const q = Object.entries(params).filter(([, v]) => v).map(([k, v]) => `${k}=${encodeURIComponent(v!)}`).join('&');
+    return q ? `?${q}` : '';
+  }
   reset(): Promise<unknown> { return this.get('/_reset'); }
-  async count(prefix = ''): Promise<number> { return (await this.get(`/_count?prefix=${encodeURIComponent(prefix)}`) as { count: number }).count; }
-  /** First arrival of each ce-id (µs), and how many arrivals repeated an id. */
-  async arrivals(): Promise<{ first: Map<string, number>; duplicates: number }> {
-    const { arrivals } = await this.get('/_arrivals') as { arrivals: Array<[string, number]> };
+  /** Arrivals (with ids starting with `prefix`, at `path`: all paths when absent). */
+  async count(prefix = '', path?: string): Promise<number> { return (await this.get(`/_count${this.query({ prefix, path })}`) as { count: number }).count; }
+  /** First arrival of each ce-id at `path` (µs), and how many arrivals repeated an id there. */
+  async arrivals(path?: string): Promise<{ first: Map<string, number>; duplicates: number }> {
+    const { arrivals } = await this.get(`/_arrivals${this.query({ path })}`) as { arrivals: Array<[string, number]> };
     const first = new Map<string, number>();
     let duplicates = 0;
     for (const [id, t] of arrivals) {
@@ -48,19 +69,20 @@ class Receiver {
     }
     return { first, duplicates };
   }
-  /** Waits until at least `n` requests (with ids starting with `prefix`) arrived, up to `seconds`; answers the count seen. */
-  async waitFor(n: number, seconds: number, prefix = ''): Promise<number> {
+  /** Waits until at least `n` requests (with ids starting with `prefix`) arrived at each path, up to `seconds`; answers the least count seen. */
+  async waitFor(n: number, seconds: number, prefix = '', paths: Array<string | undefined> = [undefined]): Promise<number> {
     const deadline = Date.now() + seconds * 1000;
     for (;;) {
-      const c = await this.count(prefix);
-      if (c >= n || Date.now() > deadline) return c;
+      let least = Infinity;
+      for (const path of paths) least = Math.min(least, await this.count(prefix, path));
+      if (least >= n || Date.now() > deadline) return least;
       await new Promise((r) => setTimeout(r, 25));
     }
   }
 }
 
-interface Target {
-  name: 'hub' | 'floor' | 'direct';
+export interface Target {
+  name: string;
   url: string;
   path: string;
   headers: Record<string, string>;
@@ -72,9 +94,9 @@ interface Target {
   pid?: number;
 }
 
-interface OpenFigures { offeredPerSec: number; sent: number; accepted: number; delivered: number; missing: number; duplicates: number; acceptP50Ms: number; acceptP99Ms: number; p50Ms: number; p99Ms: number; maxMs: number; worstSendLagMs: number; cpuUsPerMsg: number | null; cpuBusy: number | null }
+export interface OpenFigures { offeredPerSec: number; sent: number; accepted: number; delivered: number; missing: number; duplicates: number; acceptP50Ms: number; acceptP99Ms: number; p50Ms: number; p99Ms: number; maxMs: number; worstSendLagMs: number; cpuUsPerMsg: number | null; cpuBusy: number | null }
 
-async function openPhase(s: BenchSettings, target: Target, receiver: Receiver, tag: string, seconds: number, problems: string[]): Promise<OpenFigures> {
+export async function openPhase(s: BenchSettings, target: Target, receiver: Receiver, tag: string, rate: number, seconds: number, problems: string[]): Promise<OpenFigures> {
   await receiver.reset();
   const nextId = idMaker(tag);
   const ids: string[] = [];
@@ -82,7 +104,7 @@ async function openPhase(s: BenchSettings, target: Target, receiver: Receiver, t
   const cpuBefore = cpuSecondsOf(target.pid);
   const wallBefore = Date.now();
   const result = await openLoop({
-    url: target.url, path: target.path, headers: target.headers, rate: s.rate, seconds, okStatus: target.okStatus,
+    url: target.url, path: target.path, headers: target.headers, rate, seconds, okStatus: target.okStatus,
     body: (i) => target.body(idOf(i)),
     ...(target.idHeaders ? { headersOf: (i: number) => target.idHeaders!(idOf(i)) } : {}),
   });
@@ -100,23 +122,42 @@ async function openPhase(s: BenchSettings, target: Target, receiver: Receiver, t
     if (at === undefined) missing++;
     else delivered.push((at - result.scheduledUs[i]!) / 1000);
   }
+  const where = `${target.name} open loop at ${rate} msgs/s`;
   const notOk = result.count - result.ok;
-  if (notOk > 0) problems.push(`${target.name} open loop: ${notOk} of ${result.count} messages not answered ${target.okStatus} (${result.errors} errors)`);
-  if (missing > 0) problems.push(`${target.name} open loop: ${missing} accepted messages not delivered within ${s.drainSeconds}s`);
+  if (notOk > 0) problems.push(`${where}: ${notOk} of ${result.count} messages not answered ${target.okStatus} (${result.errors} errors)`);
+  if (missing > 0) problems.push(`${where}: ${missing} accepted messages not delivered within ${s.drainSeconds}s`);
+  if (duplicates > 0) problems.push(`${where}: ${duplicates} duplicate deliveries (no crash, so none is allowed)`);
   const a = summarize(accept);
   const d = summarize(delivered);
   return {
-    offeredPerSec: s.rate, sent: result.count, accepted: result.ok, delivered: delivered.length, missing, duplicates,
+    offeredPerSec: rate, sent: result.count, accepted: result.ok, delivered: delivered.length, missing, duplicates,
     acceptP50Ms: a.p50Ms, acceptP99Ms: a.p99Ms, p50Ms: d.p50Ms, p99Ms: d.p99Ms, maxMs: d.maxMs, worstSendLagMs: round(result.worstSendLagUs / 1000, 2),
     cpuUsPerMsg: cpuUsPer(cpuBefore, cpuAfter, result.ok),
     cpuBusy: cpuBefore !== null && cpuAfter !== null ? round((cpuAfter - cpuBefore) / wall, 2) : null,
   };
 }
 
-interface ClosedFigures { acceptedPerSec: number; deliveredPerSec: number; allDeliveredPerSec: number; drainPerSec: number; cpuUsPerMsg: number | null; accepted: number; deliveredInWindow: number; backlogAtEnd: number; drainSeconds: number; seconds: number; acceptP50Ms: number; acceptP99Ms: number; duplicates: number }
+export interface ClosedFigures {
+  fanout: number;
+  /** Messages accepted per second of load. */
+  acceptedPerSec: number;
+  /** Messages that reached every receiver during the load, per second of load. */
+  deliveredPerSec: number;
+  /** Single deliveries (one message to one receiver) that arrived during the load, per second. */
+  deliveriesPerSec: number;
+  /** Messages accepted, divided by the time until the last of their deliveries arrived. */
+  allDeliveredPerSec: number;
+  /** Messages fully delivered per second once the load stopped (the backlog, nothing competing). */
+  drainPerSec: number;
+  /** Server CPU per message accepted and delivered to every receiver (the load and the drain). */
+  cpuUsPerMsg: number | null;
+  accepted: number; deliveredInWindow: number; backlogAtEnd: number; drainSeconds: number; seconds: number;
+  acceptP50Ms: number; acceptP99Ms: number; duplicates: number;
+}
 
-async function closedPhase(s: BenchSettings, target: Target, receiver: Receiver, tag: string, problems: string[]): Promise<ClosedFigures> {
+export async function closedPhase(s: BenchSettings, target: Target, receiver: Receiver, tag: string, paths: string[], problems: string[]): Promise<ClosedFigures> {
   const template = eventTemplate(SENDER, s.bodyBytes);
+  const where = `${target.name} closed loop, fan-out ${paths.length}`;
   // Separate id prefixes: requests cut off when a load phase stops are stored and delivered
   // later, and must not count in the next phase.
   const warmIds = idMaker(`${tag}w`);
@@ -126,41 +167,78 @@ async function closedPhase(s: BenchSettings, target: Target, receiver: Receiver,
   // Warm up, let the warm-up's deliveries drain, then measure from an empty receiver.
   await receiver.reset();
   const warm = await closedLoop({ ...common, body: () => template.body(warmIds()), seconds: s.warmupSeconds });
-  const warmSeen = await receiver.waitFor(warm.ok, s.drainSeconds);
-  if (warmSeen < warm.ok) problems.push(`${target.name} closed loop: the warm-up's deliveries did not drain in ${s.drainSeconds}s (${warmSeen}/${warm.ok})`);
+  const warmSeen = await receiver.waitFor(warm.ok, s.drainSeconds, '', paths);
+  if (warmSeen < warm.ok) problems.push(`${where}: the warm-up's deliveries did not drain in ${s.drainSeconds}s (${warmSeen}/${warm.ok})`);
   await receiver.reset();
   const cpuBefore = cpuSecondsOf(target.pid);
   const main = await closedLoop({ ...common, body: () => template.body(mainIds()), seconds: s.seconds });
-  const atEnd = await receiver.count(mainPrefix);
-  const seen = await receiver.waitFor(main.ok, s.drainSeconds, mainPrefix);
+  let atEnd = Infinity;
+  for (const path of paths) atEnd = Math.min(atEnd, await receiver.count(mainPrefix, path));
+  const seen = await receiver.waitFor(main.ok, s.drainSeconds, mainPrefix, paths);
   const cpuAfter = cpuSecondsOf(target.pid);
-  const { first, duplicates } = await receiver.arrivals();
+  // A message is delivered when its last receiver has it.
+  const complete = new Map<string, { n: number; at: number }>();
+  let duplicates = 0;
+  let deliveriesInWindow = 0;
+  for (const path of paths) {
+    const { first, duplicates: d } = await receiver.arrivals(path);
+    duplicates += d;
+    for (const [id, t] of first) {
+      if (!id.startsWith(mainPrefix)) continue;
+      if (t <= main.endUs) deliveriesInWindow++;
+      const c = complete.get(id);
+      if (c) { c.n++; c.at = Math.max(c.at, t); } else complete.set(id, { n: 1, at: t });
+    }
+  }
   let inWindow = 0;
   let last = main.endUs;
-  for (const [id, t] of first) {
-    if (!id.startsWith(mainPrefix)) continue;
-    if (t <= main.endUs) inWindow++;
-    last = Math.max(last, t);
+  for (const c of complete.values()) {
+    if (c.n < paths.length) continue;
+    if (c.at <= main.endUs) inWindow++;
+    last = Math.max(last, c.at);
   }
-  if (seen < main.ok) problems.push(`${target.name} closed loop: ${main.ok - seen} of ${main.ok} accepted messages not delivered within ${s.drainSeconds}s`);
+  if (seen < main.ok) problems.push(`${where}: ${main.ok - seen} of ${main.ok} accepted messages not delivered everywhere within ${s.drainSeconds}s`);
+  if (duplicates > 0) problems.push(`${where}: ${duplicates} duplicate deliveries (no crash, so none is allowed)`);
   const bad = unexpectedStatuses(main.statuses, 202);
-  if (bad) problems.push(`${target.name} closed loop answered ${bad}`);
+  if (bad) problems.push(`${where} answered ${bad}`);
   const drainSeconds = (last - main.endUs) / 1e6;
+  const delivered = Math.min(seen, main.ok);
   return {
-    acceptedPerSec: round(main.okPerSec), deliveredPerSec: round(inWindow / main.seconds),
-    allDeliveredPerSec: round(Math.min(seen, main.ok) / (main.seconds + drainSeconds)),
-    // The backlog left when the load stopped, delivered with no ingest competing.
-    drainPerSec: drainSeconds > 0 ? round((Math.min(seen, main.ok) - inWindow) / drainSeconds) : 0,
-    // CPU per message accepted and delivered (the load and the drain).
-    cpuUsPerMsg: cpuUsPer(cpuBefore, cpuAfter, Math.min(seen, main.ok)),
+    fanout: paths.length,
+    acceptedPerSec: round(main.okPerSec), deliveredPerSec: round(inWindow / main.seconds), deliveriesPerSec: round(deliveriesInWindow / main.seconds),
+    allDeliveredPerSec: round(delivered / (main.seconds + drainSeconds)),
+    drainPerSec: drainSeconds > 0 ? round((delivered - inWindow) / drainSeconds) : 0,
+    cpuUsPerMsg: cpuUsPer(cpuBefore, cpuAfter, delivered),
     accepted: main.ok, deliveredInWindow: inWindow, backlogAtEnd: Math.max(0, main.ok - atEnd), drainSeconds: round(drainSeconds, 2),
     seconds: round(main.seconds, 2), acceptP50Ms: main.latency.p50Ms, acceptP99Ms: main.latency.p99Ms, duplicates,
   };
 }
 
+/** Requests cut off when a closed loop stopped were stored too: waits for every delivery to end, and says if one did not end delivered. */
+async function settle(s: BenchSettings, hub: HubProcess, receivers: string[], problems: string[]): Promise<void> {
+  const open = (c: Record<string, number>) => (c.pending ?? 0) + (c.delivering ?? 0);
+  for (const name of receivers) {
+    let counts = await deliveryCounts(hub, name);
+    for (const deadline = Date.now() + s.drainSeconds * 1000; open(counts) > 0 && Date.now() < deadline;) {
+      await new Promise((r) => setTimeout(r, 100));
+      counts = await deliveryCounts(hub, name);
+    }
+    const notDone = Object.entries(counts).filter(([state]) => state !== 'delivered').map(([state, n]) => `${n} ${state}`);
+    if (notDone.length > 0) problems.push(`hub: deliveries to ${name} not delivered at the end: ${notDone.join(', ')}`);
+  }
+}
+
+/** Open loops at each rate, after one warm-up at the first rate (thrown away). */
+async function openPhases(s: BenchSettings, t: Target, receiver: Receiver, tag: string, problems: string[]): Promise<OpenFigures[]> {
+  await openPhase(s, t, receiver, `${tag}w`, s.rates[0]!, s.warmupSeconds, []);
+  const out: OpenFigures[] = [];
+  for (const [i, rate] of s.rates.entries()) out.push(await openPhase(s, t, receiver, `${tag}${i}`, rate, s.openSeconds, problems));
+  return out;
+}
+
 export const e2eScenario: Scenario = {
   name: 'e2e',
-  description: 'accept→delivered latency at a fixed rate (open loop) and sustained delivered msgs/s (closed loop), push receiver in its own process, vs the floor relay',
+  description: 'accept→delivered latency at fixed rates (open loop) and sustained delivered msgs/s at fan-out 1 and 3 (closed loop), push receivers in their own process, vs the floor relay',
   async run(s, workDir, log) {
     const problems: string[] = [];
     const tag = Date.now().toString(36);
@@ -168,31 +246,41 @@ export const e2eScenario: Scenario = {
     const rc = await spawnTs('receiver', 'bench/push-receiver.ts', [], { ready: /receiver listening on (\S+)/ });
     const receiver = new Receiver(rc, rc.ready[1]!);
     const hook = `${receiver.url}/hook`;
-    const results: Record<string, { open?: OpenFigures; closed?: ClosedFigures }> = { hub: {}, floor: {}, direct: {} };
+    const fanPaths = Array.from({ length: FANOUT }, (_, i) => `/hook${i + 1}`);
+    const fanHooks = fanPaths.map((p) => receiver.url + p);
+    const results = {
+      hub: {} as { open?: OpenFigures[]; closed?: ClosedFigures; closedFanout3?: ClosedFigures },
+      floor: {} as { open?: OpenFigures[]; closed?: ClosedFigures; closedFanout3?: ClosedFigures },
+      direct: {} as { open?: OpenFigures[] },
+    };
+    const rates = s.rates.join(', ');
     try {
-      // ---- hub ----
+      // ---- hub, fan-out 1 ----
       log(`e2e: hub (child process) → push receiver (child process), maxInFlight ${s.pushInFlight}`);
       const hub = await startHubProcess(join(workDir, 'e2e-hub'), e2eHubConfig(hook, s.pushInFlight), { cpuProfDir: s.cpuProfDir, name: 'e2e' });
       try {
         const t: Target = { name: 'hub', url: hub.url, path: '/v1/messages', headers: ingestHeaders(SENDER_KEY), okStatus: 202, body: (id) => template.body(id), pid: hub.child.proc.pid };
-        log(`e2e: hub open loop, ${s.rate} msgs/s for ${s.openSeconds}s (after ${s.warmupSeconds}s warm-up)`);
-        await openPhase(s, t, receiver, `ewh${tag}`, s.warmupSeconds, []);
-        results.hub!.open = await openPhase(s, t, receiver, `eoh${tag}`, s.openSeconds, problems);
-        log(`e2e: hub closed loop, ${s.connections} connections for ${s.seconds}s`);
-        results.hub!.closed = await closedPhase(s, t, receiver, `ech${tag}`, problems);
-        // Requests cut off when the closed loop stopped were stored too: let their deliveries end.
-        let counts = await deliveryCounts(hub, PUSH);
-        for (const deadline = Date.now() + s.drainSeconds * 1000; (counts.pending ?? 0) + (counts.delivering ?? 0) > 0 && Date.now() < deadline;) {
-          await new Promise((r) => setTimeout(r, 100));
-          counts = await deliveryCounts(hub, PUSH);
-        }
-        const notDone = Object.entries(counts).filter(([state]) => state !== 'delivered').map(([state, n]) => `${n} ${state}`);
-        if (notDone.length > 0) problems.push(`hub: deliveries not delivered at the end: ${notDone.join(', ')}`);
+        log(`e2e: hub open loop at ${rates} msgs/s, ${s.openSeconds}s each (after ${s.warmupSeconds}s warm-up)`);
+        results.hub.open = await openPhases(s, t, receiver, `eoh${tag}`, problems);
+        log(`e2e: hub closed loop, fan-out 1, ${s.connections} connections for ${s.seconds}s`);
+        results.hub.closed = await closedPhase(s, t, receiver, `ech${tag}`, ['/hook'], problems);
+        await settle(s, hub, [PUSH], problems);
       } finally {
         await hub.stop();
       }
 
-      // ---- floor relay ----
+      // ---- hub, fan-out 3 ----
+      log(`e2e: hub closed loop, fan-out ${FANOUT} (${FANOUT} push receivers, one route), ${s.connections} connections for ${s.seconds}s`);
+      const hub3 = await startHubProcess(join(workDir, 'e2e-hub-fanout'), e2eFanoutHubConfig(fanHooks, s.pushInFlight), { cpuProfDir: s.cpuProfDir, name: 'e2e-fanout' });
+      try {
+        const t: Target = { name: 'hub', url: hub3.url, path: '/v1/messages', headers: ingestHeaders(SENDER_KEY), okStatus: 202, body: (id) => template.body(id), pid: hub3.child.proc.pid };
+        results.hub.closedFanout3 = await closedPhase(s, t, receiver, `ekh${tag}`, fanPaths, problems);
+        await settle(s, hub3, fanPaths.map((_, i) => `${PUSH}-${i + 1}`), problems);
+      } finally {
+        await hub3.stop();
+      }
+
+      // ---- floor relay, fan-out 1 ----
       log('e2e: floor relay (child process) → the same receiver');
       const floor = await spawnTs('floor', 'bench/floor-server.ts', [], {
         env: { FLOOR_DB: join(workDir, 'e2e-floor.db'), FLOOR_FORWARD_URL: hook, FLOOR_FORWARD_INFLIGHT: String(s.pushInFlight) },
@@ -200,11 +288,23 @@ export const e2eScenario: Scenario = {
       });
       try {
         const t: Target = { name: 'floor', url: floor.ready[1]!, path: '/v1/messages', headers: ingestHeaders(null), okStatus: 202, body: (id) => template.body(id), pid: floor.proc.pid };
-        await openPhase(s, t, receiver, `ewf${tag}`, s.warmupSeconds, []);
-        results.floor!.open = await openPhase(s, t, receiver, `eof${tag}`, s.openSeconds, problems);
-        results.floor!.closed = await closedPhase(s, t, receiver, `ecf${tag}`, problems);
+        results.floor.open = await openPhases(s, t, receiver, `eof${tag}`, problems);
+        results.floor.closed = await closedPhase(s, t, receiver, `ecf${tag}`, ['/hook'], problems);
       } finally {
         await floor.stop();
+      }
+
+      // ---- floor relay, fan-out 3 ----
+      log(`e2e: floor relay, fan-out ${FANOUT}`);
+      const floor3 = await spawnTs('floor', 'bench/floor-server.ts', [], {
+        env: { FLOOR_DB: join(workDir, 'e2e-floor-fanout.db'), FLOOR_FORWARD_URL: fanHooks.join(','), FLOOR_FORWARD_INFLIGHT: String(s.pushInFlight) },
+        ready: /floor listening on (\S+)/,
+      });
+      try {
+        const t: Target = { name: 'floor', url: floor3.ready[1]!, path: '/v1/messages', headers: ingestHeaders(null), okStatus: 202, body: (id) => template.body(id), pid: floor3.proc.pid };
+        results.floor.closedFanout3 = await closedPhase(s, t, receiver, `ekf${tag}`, fanPaths, problems);
+      } finally {
+        await floor3.stop();
       }
 
       // ---- direct: the load generator straight to the receiver, binary mode ----
@@ -213,34 +313,45 @@ export const e2eScenario: Scenario = {
         name: 'direct', url: receiver.url, path: '/hook', headers: { 'content-type': 'application/json' }, okStatus: 204,
         body: (id) => template.body(id), idHeaders: (id) => ({ 'ce-id': id }), pid: rc.proc.pid,
       };
-      await openPhase(s, direct, receiver, `ewd${tag}`, s.warmupSeconds, []);
-      results.direct!.open = await openPhase(s, direct, receiver, `eod${tag}`, s.openSeconds, problems);
+      results.direct.open = await openPhases(s, direct, receiver, `eod${tag}`, problems);
     } finally {
       await rc.stop();
     }
 
-    const ho = results.hub!.open!; const fo = results.floor!.open!; const d = results.direct!.open!;
-    const hc = results.hub!.closed!; const fc = results.floor!.closed!;
+    const { hub: h, floor: f, direct: d } = results;
     const busy = (o: OpenFigures) => (o.cpuBusy === null ? '' : `, server CPU ${(o.cpuBusy * 100).toFixed(0)}% of a core, ${o.cpuUsPerMsg?.toFixed(0)} µs/msg`);
     const perMsg = (c: ClosedFigures) => (c.cpuUsPerMsg === null ? '' : `; CPU ${c.cpuUsPerMsg.toFixed(0)} µs/msg`);
-    const lines = [
-      `e2e — accept → delivered to a push receiver (own process), ${s.bodyBytes} B events`,
-      `  latency, open loop at ${s.rate} msgs/s for ${s.openSeconds}s, from the scheduled send time:`,
-      `    hub     delivered p50 ${fmtMs(ho.p50Ms).padStart(9)}  p99 ${fmtMs(ho.p99Ms).padStart(9)}  max ${fmtMs(ho.maxMs).padStart(9)}   (202 p50 ${fmtMs(ho.acceptP50Ms)}, p99 ${fmtMs(ho.acceptP99Ms)}; ${ho.delivered}/${ho.sent} delivered)${busy(ho)}`,
-      `    floor   delivered p50 ${fmtMs(fo.p50Ms).padStart(9)}  p99 ${fmtMs(fo.p99Ms).padStart(9)}  max ${fmtMs(fo.maxMs).padStart(9)}   (202 p50 ${fmtMs(fo.acceptP50Ms)}, p99 ${fmtMs(fo.acceptP99Ms)}; ${fo.delivered}/${fo.sent} delivered)${busy(fo)}`,
-      `    direct  arrived   p50 ${fmtMs(d.p50Ms).padStart(9)}  p99 ${fmtMs(d.p99Ms).padStart(9)}  max ${fmtMs(d.maxMs).padStart(9)}   (no hub: the HTTP hop and the load generator)`,
-      `  sustained throughput, closed loop, ${s.connections} connections for ${s.seconds}s (push maxInFlight ${s.pushInFlight}):`,
-      `    hub     delivered while loaded ${fmtRate(hc.deliveredPerSec).padStart(14)}   accepted ${fmtRate(hc.acceptedPerSec).padStart(14)}   accepted→all delivered ${fmtRate(hc.allDeliveredPerSec).padStart(14)} (backlog ${hc.backlogAtEnd} at end, drained in ${hc.drainSeconds}s at ${fmtRate(hc.drainPerSec)}${perMsg(hc)})`,
-      `    floor   delivered while loaded ${fmtRate(fc.deliveredPerSec).padStart(14)}   accepted ${fmtRate(fc.acceptedPerSec).padStart(14)}   accepted→all delivered ${fmtRate(fc.allDeliveredPerSec).padStart(14)} (backlog ${fc.backlogAtEnd} at end, drained in ${fc.drainSeconds}s at ${fmtRate(fc.drainPerSec)}${perMsg(fc)})`,
-      `  hub/floor delivered throughput ${fc.deliveredPerSec > 0 ? ((hc.deliveredPerSec / fc.deliveredPerSec) * 100).toFixed(1) : '0'}%`,
-    ];
+    const openLine = (name: string, what: string, o: OpenFigures, extra: string) =>
+      `    ${name.padEnd(7)} ${what} p50 ${fmtMs(o.p50Ms).padStart(9)}  p99 ${fmtMs(o.p99Ms).padStart(9)}  max ${fmtMs(o.maxMs).padStart(9)}   ${extra}`;
+    const closedLine = (name: string, c: ClosedFigures) =>
+      `    ${name.padEnd(7)} delivered while loaded ${fmtRate(c.deliveredPerSec).padStart(14)}   accepted ${fmtRate(c.acceptedPerSec).padStart(14)}   accepted→all delivered ${fmtRate(c.allDeliveredPerSec).padStart(14)} (backlog ${c.backlogAtEnd} at end, drained in ${c.drainSeconds}s at ${fmtRate(c.drainPerSec)}${perMsg(c)})`;
+    const ratio = (a: number, b: number) => (b > 0 ? round(a / b, 3) : 0);
+    const lines = [`e2e — accept → delivered to push receivers (own process), ${s.bodyBytes} B events`];
+    s.rates.forEach((rate, i) => {
+      const ho = h.open![i]!; const fo = f.open![i]!; const dd = d.open![i]!;
+      lines.push(
+        `  latency, open loop at ${rate} msgs/s for ${s.openSeconds}s, from the scheduled send time:`,
+        openLine('hub', 'delivered', ho, `(202 p50 ${fmtMs(ho.acceptP50Ms)}, p99 ${fmtMs(ho.acceptP99Ms)}; ${ho.delivered}/${ho.sent} delivered)${busy(ho)}`),
+        openLine('floor', 'delivered', fo, `(202 p50 ${fmtMs(fo.acceptP50Ms)}, p99 ${fmtMs(fo.acceptP99Ms)}; ${fo.delivered}/${fo.sent} delivered)${busy(fo)}`),
+        openLine('direct', 'arrived  ', dd, '(no hub: the HTTP hop and the load generator)'),
+      );
+    });
+    for (const [label, hc, fc] of [['1', h.closed!, f.closed!], [String(FANOUT), h.closedFanout3!, f.closedFanout3!]] as const) {
+      lines.push(
+        `  sustained throughput, fan-out ${label}, closed loop, ${s.connections} connections for ${s.seconds}s (push maxInFlight ${s.pushInFlight} per receiver):`,
+        closedLine('hub', hc), closedLine('floor', fc),
+        `    hub/floor: delivered while loaded ${(ratio(hc.deliveredPerSec, fc.deliveredPerSec) * 100).toFixed(1)}%, accepted→all delivered ${(ratio(hc.allDeliveredPerSec, fc.allDeliveredPerSec) * 100).toFixed(1)}%`,
+      );
+    }
     return {
       lines,
       problems,
       json: {
-        scenario: 'e2e', bodyBytes: s.bodyBytes, rate: s.rate, openSeconds: s.openSeconds, connections: s.connections, seconds: s.seconds, pushInFlight: s.pushInFlight,
-        hub: { open: ho, closed: hc }, floor: { open: fo, closed: fc }, direct: { open: d },
-        hubToFloorDelivered: fc.deliveredPerSec > 0 ? round(hc.deliveredPerSec / fc.deliveredPerSec, 3) : 0,
+        scenario: 'e2e', bodyBytes: s.bodyBytes, rates: s.rates, openSeconds: s.openSeconds, connections: s.connections, seconds: s.seconds, pushInFlight: s.pushInFlight, fanout: FANOUT,
+        hub: h, floor: f, direct: d,
+        hubToFloorDelivered: ratio(h.closed!.deliveredPerSec, f.closed!.deliveredPerSec),
+        hubToFloorAllDelivered: ratio(h.closed!.allDeliveredPerSec, f.closed!.allDeliveredPerSec),
+        hubToFloorAllDeliveredFanout3: ratio(h.closedFanout3!.allDeliveredPerSec, f.closedFanout3!.allDeliveredPerSec),
       },
     };
   },

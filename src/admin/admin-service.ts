@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { Authenticator } from '../auth/authenticator.ts';
 import { configKeyId, generateKey, hashKey } from '../auth/keys.ts';
@@ -9,7 +10,7 @@ import type { ParticipantDirectory } from '../participants/directory.ts';
 import type { Router } from '../routing/router.ts';
 import type { Store } from '../store/store.ts';
 import type { ParticipantRecord, StoredReceiver } from '../store/types.ts';
-import { importMeterCsv } from './meter-csv.ts';
+import { checkMeterCsv, type CheckedImport } from './meter-import.ts';
 import type { TargetGuard } from '../delivery/target-guard.ts';
 
 export function participantView(p: ParticipantRecord) {
@@ -25,12 +26,17 @@ export function participantView(p: ParticipantRecord) {
 
 /** Everything an operator configures, shared by the admin API and the config file read at start. */
 export class AdminService {
+  /** Registry imports are applied one at a time (the previous one's end, failed or not). */
+  private applying: Promise<unknown> = Promise.resolve();
+
   constructor(
     private readonly store: Store,
     private readonly directory: ParticipantDirectory,
     private readonly router: Router,
     private readonly auth: Authenticator,
     private readonly guard: TargetGuard,
+    /** Where a registry upload is spooled while its rows are checked (the data folder, not a tmpfs: it is the size of the file). */
+    private readonly spoolDir: string = tmpdir(),
   ) {}
 
   async putParticipant(id: string, body: ParticipantBody): Promise<{ created: boolean; participant: ReturnType<typeof participantView>; secret?: string }> {
@@ -105,8 +111,21 @@ export class AdminService {
     return version;
   }
 
-  importMeters(stream: Readable, onProgress?: (n: number) => void): Promise<number> {
-    return importMeterCsv(stream, (rows) => this.store.upsertMeters(rows), 5000, onProgress);
+  /** Checks every row of a registry CSV (nothing written yet); a bad row throws invalid-csv with its line. */
+  checkMeters(stream: Readable, onRows?: (rows: number) => void): Promise<CheckedImport> {
+    return checkMeterCsv(this.store, stream, this.spoolDir, onRows);
+  }
+
+  /** Applies a checked import, after any import still being applied. */
+  applyMeters(checked: CheckedImport, onChunk?: (applied: number) => void): Promise<number> {
+    const run = this.applying.then(() => checked.apply(onChunk));
+    this.applying = run.catch(() => {});
+    return run;
+  }
+
+  /** Checks, then applies: all rows or, for a bad row, none. */
+  async importMeters(stream: Readable): Promise<number> {
+    return this.applyMeters(await this.checkMeters(stream));
   }
 
   private async changed(): Promise<void> {

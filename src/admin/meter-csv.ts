@@ -1,5 +1,4 @@
-import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { HubError } from '../errors/hub-error.ts';
 import type { MeterEntry } from '../store/types.ts';
 
@@ -7,6 +6,8 @@ const HEADER = ['meter', 'role', 'participant', 'validFrom', 'validTo'];
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ROLE = /^[A-Za-z0-9_-]{1,32}$/;
 const DATE = /^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?)?$/;
+/** No valid row comes near this; a longer line is refused before it is held in memory whole. */
+export const MAX_LINE_CHARS = 4096;
 
 function parseDate(value: string, column: string, line: number): number | null {
   if (value === '') return null;
@@ -15,7 +16,7 @@ function parseDate(value: string, column: string, line: number): number | null {
   return t;
 }
 
-function csvError(line: number, detail: string): HubError {
+export function csvError(line: number, detail: string): HubError {
   return new HubError('invalid-csv', `line ${line}: ${detail}`, { extra: { line } });
 }
 
@@ -34,40 +35,59 @@ export function parseMeterRow(text: string, line: number): MeterEntry {
 }
 
 /**
- * Streams registry rows in chunks to `sink`. The header line is required. Rows before a bad
- * row are imported (an import is an idempotent upsert: fix the row and send the file again).
+ * The lines of a byte stream (LF or CRLF; UTF-8 decoded across chunk boundaries), one array
+ * per chunk read, so that a consumer awaiting each array holds one chunk at a time.
  */
-export async function importMeterCsv(stream: Readable, sink: (rows: MeterEntry[]) => Promise<unknown>, chunkSize = 5000, onProgress?: (n: number) => void): Promise<number> {
-  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+export async function* lineBatches(source: AsyncIterable<Buffer | string>): AsyncGenerator<string[]> {
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  let count = 0;
+  for await (const chunk of source) {
+    const lines = (rest + (typeof chunk === 'string' ? chunk : decoder.write(chunk))).split('\n');
+    rest = lines.pop()!;
+    if (rest.length > MAX_LINE_CHARS) throw csvError(count + lines.length + 1, `the line is longer than ${MAX_LINE_CHARS} characters`);
+    count += lines.length;
+    if (lines.length > 0) yield lines;
+  }
+  rest += decoder.end();
+  if (rest !== '') yield [rest];
+}
+
+/**
+ * The registry rows of a CSV byte stream, in batches (one per chunk read). The header line is
+ * required; blank lines are skipped; a bad row throws `invalid-csv` with its line number.
+ */
+export async function* meterRows(source: AsyncIterable<Buffer | string>): AsyncGenerator<MeterEntry[]> {
   let lineNo = 0;
-  let imported = 0;
-  let chunk: MeterEntry[] = [];
-  try {
-    for await (const raw of lines) {
+  for await (const lines of lineBatches(source)) {
+    const rows: MeterEntry[] = [];
+    for (let raw of lines) {
       lineNo++;
-      const text = lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw;
+      if (raw.endsWith('\r')) raw = raw.slice(0, -1);
       if (lineNo === 1) {
-        const header = text.split(',').map((c) => c.trim());
+        const header = raw.replace(/^\uFEFF/, '').split(',').map((c) => c.trim());
         if (header.length < 3 || header.some((h, i) => h !== HEADER[i])) throw csvError(1, `the header must be '${HEADER.join(',')}'`);
         continue;
       }
-      if (text.trim() === '') continue;
-      chunk.push(parseMeterRow(text, lineNo));
-      if (chunk.length >= chunkSize) {
-        await sink(chunk);
-        imported += chunk.length;
-        chunk = [];
-        onProgress?.(imported);
-      }
+      if (raw.trim() === '') continue;
+      rows.push(parseMeterRow(raw, lineNo));
     }
-  } catch (e) {
-    if (e instanceof HubError && e.code === 'invalid-csv') {
-      if (chunk.length > 0) { await sink(chunk); imported += chunk.length; }
-      throw new HubError('invalid-csv', `${e.message} (${imported} rows before it were imported)`, { extra: { ...e.extra, imported } });
-    }
-    throw e;
+    if (rows.length > 0) yield rows;
   }
   if (lineNo === 0) throw csvError(1, `the CSV is empty; it needs the header '${HEADER.join(',')}'`);
-  if (chunk.length > 0) { await sink(chunk); imported += chunk.length; }
-  return imported;
+}
+
+/** Re-cuts batches of rows into chunks of `size` (the last one shorter). */
+export async function* chunksOf<T>(batches: AsyncIterable<T[]>, size: number): AsyncGenerator<T[]> {
+  let chunk: T[] = [];
+  for await (const batch of batches) {
+    for (const item of batch) {
+      chunk.push(item);
+      if (chunk.length >= size) {
+        yield chunk;
+        chunk = [];
+      }
+    }
+  }
+  if (chunk.length > 0) yield chunk;
 }

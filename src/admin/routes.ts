@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Authenticator } from '../auth/authenticator.ts';
 import { participantBodySchema, participantIdSchema } from '../config/receiver-schema.ts';
@@ -8,7 +8,9 @@ import { formatZodError } from '../config/load.ts';
 import { HubError } from '../errors/hub-error.ts';
 import type { Store } from '../store/store.ts';
 import { participantView, type AdminService } from './admin-service.ts';
+import type { CheckedImport } from './meter-import.ts';
 import { mediaType } from '../http/body.ts';
+import { toHubError } from '../http/errors.ts';
 
 export interface AdminRouteOptions { auth: Authenticator; admin: AdminService; store: Store }
 
@@ -22,6 +24,37 @@ function participantId(raw: string): string {
   const r = participantIdSchema.safeParse(raw);
   if (!r.success) throw new HubError('not-found', `no participant '${raw.slice(0, 64)}'`);
   return r.data;
+}
+
+const NDJSON = 'application/x-ndjson';
+const PROGRESS_EVERY_MS = 250;
+
+function acceptsNdjson(accept: string | undefined): boolean {
+  return (accept ?? '').split(',').some((part) => part.split(';')[0]!.trim().toLowerCase() === NDJSON);
+}
+
+/**
+ * Applies a checked registry import, writing one JSON line of progress at most every 250 ms
+ * (`{"progress":{"imported":n,"rows":total}}`), then the answer `{"imported":n}`, or a problem
+ * object (with `status`) if the store failed midway.
+ */
+function streamImport(admin: AdminService, checked: CheckedImport, out: PassThrough, request: FastifyRequest): void {
+  const line = (value: unknown) => `${JSON.stringify(value)}\n`;
+  let last = 0;
+  const progress = (imported: number) => {
+    if (Date.now() - last < PROGRESS_EVERY_MS) return;
+    last = Date.now();
+    out.write(line({ progress: { imported, rows: checked.rows } }));
+  };
+  progress(0);
+  admin.applyMeters(checked, progress).then(
+    (imported) => out.end(line({ imported })),
+    (error: unknown) => {
+      const problem = toHubError(error);
+      request.log.error({ err: error, url: request.url }, 'registry import failed while applying');
+      out.end(line(problem.toProblem(request.url.split('?')[0])));
+    },
+  );
 }
 
 /** The /v1/admin API: participants, keys, routes, meter registry. Admin keys only. */
@@ -79,10 +112,21 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRouteOptions)
     return { version, rules };
   });
 
-  app.post('/v1/admin/meters', async (request) => {
+  app.post('/v1/admin/meters', async (request, reply) => {
     const media = mediaType(request.headers['content-type']);
     if (media?.type !== 'text/csv' && media?.type !== 'application/csv') throw new HubError('unsupported-media-type', 'send the meter registry as text/csv');
-    return { imported: await admin.importMeters(request.body as Readable) };
+    // Every row is checked before the answer starts, so a bad row is a plain 400 either way.
+    const checked = await admin.checkMeters(request.body as Readable).catch((error: unknown) => {
+      // The rest of the upload is not worth reading (a bad row may come long before its end): answer, then close.
+      if (!request.raw.complete) reply.header('connection', 'close');
+      throw error;
+    });
+    if (!acceptsNdjson(request.headers.accept)) return { imported: await admin.applyMeters(checked) };
+    const out = new PassThrough();
+    out.on('error', () => {}); // a client gone mid-import: the import still completes
+    void reply.code(200).type(NDJSON).send(out);
+    streamImport(admin, checked, out, request);
+    return reply;
   });
 
   app.get<{ Params: { meter: string } }>('/v1/admin/meters/:meter', async (request) => {

@@ -39,6 +39,9 @@ export interface PushDispatcherDeps {
 
 type PushSettings = PushReceiverSettings & { secrets?: string[] };
 
+/** A delivery claimed ahead of a free slot of its receiver, with the settings it was claimed under. */
+interface ReadyDelivery { delivery: ClaimedDelivery; settings: PushSettings; claimedAt: number }
+
 const SNIPPET_BYTES = 512;
 /**
  * Retries recorded here that come due within this horizon get a scheduler pass of their own at
@@ -47,6 +50,20 @@ const SNIPPET_BYTES = 512;
  */
 const RETRY_WAKE_HORIZON_MS = 30_000;
 const RETRY_WAKES_MAX = 10_000;
+/**
+ * Longest a delivery claimed ahead waits for a slot before it is given back (capped by
+ * delivery.leaseMarginMs). A claim with some taken ahead leases them all this much longer, so
+ * that the attempt and its record still have the whole margin.
+ */
+const AHEAD_WAIT_MS = 1_000;
+/**
+ * Results of an unordered receiver's attempts wait this long (or for RECORD_BATCH of them) to be
+ * recorded together: with slots freed at the answer, completions come one by one, and each
+ * record alone would be a commit (an fsync) of its own. The slot is already free; only the
+ * record waits. An ordered receiver's result is recorded at once (its subject waits for it).
+ */
+const RECORD_WINDOW_MS = 4;
+const RECORD_BATCH = 64;
 /** undici's headers and body timers are coarse (fast timers, ~1 s resolution): set them this far past the deadline. */
 const UNDICI_TIMER_SLACK_MS = 1_000;
 
@@ -57,16 +74,33 @@ const UNDICI_TIMER_SLACK_MS = 1_000;
  * (receiver-gates.ts): a shut gate leaves its deliveries pending, untouched.
  * Woken by ingest and by freed slots, by itself when a rate token or a breaker cooldown comes
  * back, and polls at `pollIntervalMs` for retries that come due.
+ *
+ * A slot is freed when the receiver answers, not when the result is committed: the lease covers
+ * the record, and per-subject order still holds because the claim query does not take a
+ * subject's next delivery while this one is `delivering`, which it stays until recorded. For a
+ * healthy receiver with a backlog (breaker closed with no failures, no rate limit) the pass
+ * claims up to one more round of its slots ahead, so that a freed slot starts the next delivery
+ * at once rather than after a claim's commit turn; a claim given no slot within AHEAD_WAIT_MS,
+ * or when the receiver's gate shuts or the dispatcher stops, is given back.
  */
 export class PushDispatcher {
   private running = false;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: { cancel(): void } | null = null;
   private timerAt = 0;
   private ticking = false;
   private again = false;
   private readonly inFlightBy = new Map<string, number>();
   private inFlight = 0;
   private readonly sends = new Set<Promise<void>>();
+  /** Per receiver, deliveries claimed ahead of a free slot, in claim (sequence) order. */
+  private readonly ready = new Map<string, ReadyDelivery[]>();
+  /** The latest pass's share of the hub-wide cap per receiver (a freed slot is refilled within it). */
+  private fairShare = 1;
+  /**
+   * The latest pass left due work for want of a slot (or may have: a claim took all it asked
+   * for). Only then does a freed slot call for a pass: new work wakes the dispatcher by itself.
+   */
+  private starved = true;
   /** One connection pool per receiver (never per origin: two receivers on one origin have their own settings). */
   private readonly pools = new Map<string, { key: string; pool: Pool }>();
   /** Pools replaced after a receiver's settings changed, closing once their requests finish. */
@@ -78,6 +112,9 @@ export class PushDispatcher {
   /** The `now` of the latest pass: deliveries due by then were claimable in it. */
   private rotation = 0;
   private lastPassAt = 0;
+  /** Results waiting for their batch to be recorded (RECORD_WINDOW_MS). */
+  private toRecord: Array<{ delivery: ClaimedDelivery; result: AttemptResult; resolve: (recorded: boolean) => void; reject: (err: unknown) => void }> = [];
+  private recordTimer: NodeJS.Timeout | null = null;
   /** Results of finished attempts the store could not take (a storage fault), recorded when it can. */
   private readonly unrecorded: Array<{ delivery: ClaimedDelivery; result: AttemptResult }> = [];
   /** Aborted by abort(): cuts every push request in flight (shutdown past its grace period). */
@@ -97,8 +134,9 @@ export class PushDispatcher {
   async stop(): Promise<void> {
     if (!this.running && this.sends.size === 0 && this.pools.size === 0 && this.retiring.size === 0) return;
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = null;
+    await this.giveBackAll();
     await Promise.allSettled([...this.sends]);
     // What still cannot be recorded is sent again after the restart (its lease is released then).
     await this.retryUnrecorded();
@@ -121,7 +159,7 @@ export class PushDispatcher {
 
   /** New deliveries were committed, or a slot freed: look again soon. */
   wake(): void {
-    if (this.running) this.schedule(0);
+    if (this.running) this.schedule(0, true);
   }
 
   /** One scheduling pass and every send it started, for tests and tools. Returns deliveries attempted. */
@@ -133,6 +171,8 @@ export class PushDispatcher {
 
   get inFlightCount(): number { return this.inFlight; }
 
+  private get aheadWaitMs(): number { return Math.min(AHEAD_WAIT_MS, this.opts.leaseMarginMs); }
+
   /** Push requests in flight to one receiver from this process (never more than its maxInFlight). */
   inFlightOf(receiver: string): number { return this.inFlightBy.get(receiver) ?? 0; }
 
@@ -141,18 +181,29 @@ export class PushDispatcher {
     return this.gates.states(Date.now());
   }
 
-  /** Runs a pass after `delayMs`, unless one is already due sooner. */
-  private schedule(delayMs: number): void {
+  /**
+   * Runs a pass after `delayMs`, unless one is already due sooner. `now`: at the end of this
+   * turn (setImmediate) rather than on a timer, which is at least 1 ms away (wake-ups only: a
+   * pass asking for itself again waits for a timer, so that it cannot spin).
+   */
+  private schedule(delayMs: number, now = false): void {
     const at = Date.now() + Math.max(0, delayMs);
     if (this.timer) {
       if (this.timerAt <= at) return;
-      clearTimeout(this.timer);
+      this.timer.cancel();
     }
     this.timerAt = at;
-    this.timer = setTimeout(() => {
+    const run = () => {
       this.timer = null;
       void this.loop();
-    }, Math.max(0, delayMs));
+    };
+    if (now && delayMs <= 0) {
+      const h = setImmediate(run);
+      this.timer = { cancel: () => clearImmediate(h) };
+    } else {
+      const h = setTimeout(run, Math.max(0, delayMs));
+      this.timer = { cancel: () => clearTimeout(h) };
+    }
   }
 
   private async loop(): Promise<void> {
@@ -196,38 +247,65 @@ export class PushDispatcher {
 
   private async tick(): Promise<number> {
     const { store, directory } = this.deps;
+    // Until this pass is over, a freed slot calls for another.
+    this.starved = true;
     if (this.inFlight >= this.opts.maxInFlight || this.halt.signal.aborted) return 0;
+    let starved = false;
     await this.retryUnrecorded();
     const now = Date.now();
     this.lastPassAt = now;
     await directory.refreshIfStale();
     let started = 0;
     let wakeAt = Infinity;
-    const due = await store.receiversWithDuePush(now, 10_000);
+    const withDue = await store.receiversWithDuePush(now, 10_000);
+    // Receivers with deliveries claimed ahead are visited too, with or without more due.
+    const listed = new Set(withDue);
+    const due = [...withDue, ...[...this.ready.keys()].filter((r) => !listed.has(r))];
     // A fair share of the hub-wide cap per receiver with work, counting one more receiver than
     // there are so that slots stay free for one that turns up next, and a rotating start: so
     // receivers hanging until their timeout cannot take every slot from the others.
-    const fairShare = Math.max(1, Math.floor(this.opts.maxInFlight / (due.length + 1)));
+    const fairShare = this.fairShare = Math.max(1, Math.floor(this.opts.maxInFlight / (due.length + 1)));
     const offset = due.length > 0 ? this.rotation++ % due.length : 0;
     for (let i = 0; i < due.length; i++) {
       const receiver = due[(i + offset) % due.length]!;
-      const globalFree = this.opts.maxInFlight - this.inFlight;
-      if (globalFree <= 0) break;
+      if (this.inFlight >= this.opts.maxInFlight) { starved = true; break; }
       const settings = await this.settingsOf(receiver);
       if (!settings) {
+        await this.giveBack(receiver);
         await this.notPush(receiver, now);
         continue;
       }
+      started += this.startReady(receiver, now);
+      const globalFree = this.opts.maxInFlight - this.inFlight;
       const busy = this.inFlightBy.get(receiver) ?? 0;
       const gate = this.gates.allowance(receiver, settings, busy, now);
       if (gate.wakeAt !== null) wakeAt = Math.min(wakeAt, gate.wakeAt);
-      const free = Math.min(Math.min(settings.maxInFlight, fairShare) - busy, globalFree, gate.limit);
-      if (free <= 0) continue;
-      const claimed = await store.claimPush(receiver, free, now, now + settings.timeoutMs + this.opts.leaseMarginMs, this.token, settings.ordering === 'subject');
-      this.gates.started(receiver, claimed.length, gate.probe, now);
-      for (const d of claimed) this.track(d, settings, gate.probe);
-      started += claimed.length;
+      const free = Math.max(0, Math.min(Math.min(settings.maxInFlight, fairShare) - busy, globalFree, gate.limit));
+      const ahead = this.running && gate.limit === Infinity && !gate.probe && this.gates.healthy(receiver)
+        ? Math.max(0, settings.maxInFlight - (this.ready.get(receiver)?.length ?? 0))
+        : 0;
+      if (free + ahead <= 0) {
+        if (gate.limit > 0 && listed.has(receiver)) starved = true;
+        continue;
+      }
+      const leaseUntil = now + settings.timeoutMs + this.opts.leaseMarginMs + (ahead > 0 ? this.aheadWaitMs : 0);
+      const claimed = await store.claimPush(receiver, free + ahead, now, leaseUntil, this.token, settings.ordering === 'subject');
+      // All it asked for: more may be due.
+      if (claimed.length === free + ahead) starved = true;
+      const toStart = claimed.slice(0, free);
+      this.gates.started(receiver, toStart.length, gate.probe, now);
+      for (const d of toStart) this.track(d, settings, gate.probe);
+      started += toStart.length;
+      if (claimed.length > free) {
+        const queue = this.ready.get(receiver) ?? [];
+        // Their leases run from `now`, so their wait does too.
+        for (const d of claimed.slice(free)) queue.push({ delivery: d, settings, claimedAt: now });
+        this.ready.set(receiver, queue);
+        // Slots may have freed while the claim committed.
+        started += this.startReady(receiver, Date.now());
+      }
     }
+    this.starved = starved;
     // A receiver held back by its rate limit or breaker cooldown: come back when it may go again.
     if (this.running && wakeAt !== Infinity) this.schedule(wakeAt - Date.now());
     return started;
@@ -277,28 +355,105 @@ export class PushDispatcher {
   private track(d: ClaimedDelivery, settings: PushSettings, probe: boolean): void {
     this.inFlight++;
     this.inFlightBy.set(d.receiver, (this.inFlightBy.get(d.receiver) ?? 0) + 1);
-    const p = this.deliver(d, settings, probe)
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.inFlight--;
+      this.inFlightBy.set(d.receiver, (this.inFlightBy.get(d.receiver) ?? 1) - 1);
+      this.slotFreed(d.receiver);
+    };
+    const p = this.deliver(d, settings, probe, release)
       .catch((err) => this.deps.logger.error({ err, delivery: d.id }, 'recording a push attempt failed; its lease will expire and it will be retried'))
       .finally(() => {
-        this.inFlight--;
-        this.inFlightBy.set(d.receiver, (this.inFlightBy.get(d.receiver) ?? 1) - 1);
+        release();
         this.sends.delete(p);
-        this.wake();
+        // Recorded: the subject's next delivery may be claimed now.
+        if (settings.ordering === 'subject') this.wake();
       });
     this.sends.add(p);
   }
 
-  private async deliver(d: ClaimedDelivery, settings: PushSettings, probe: boolean): Promise<void> {
+  /**
+   * A slot of `receiver` freed: the next delivery claimed ahead for it starts in it at once;
+   * a pass runs when none did and the latest one left work for want of slots, or when its
+   * claimed-ahead deliveries run low.
+   */
+  private slotFreed(receiver: string): void {
+    const queue = this.ready.get(receiver);
+    if (!queue || queue.length === 0) {
+      if (this.starved) this.wake();
+      return;
+    }
+    const started = this.startReady(receiver, Date.now());
+    const left = this.ready.get(receiver)?.length ?? 0;
+    if (started === 0 || left * 2 < (queue[0]?.settings.maxInFlight ?? 1)) this.wake();
+  }
+
+  /**
+   * Starts deliveries claimed ahead for `receiver` in its free slots (its own limit, its fair
+   * share, the hub-wide cap and its gates). Gives them back when the dispatcher stopped or the
+   * gate shut, and those at the front that waited longer than aheadWaitMs. Returns how many it
+   * started.
+   */
+  private startReady(receiver: string, now: number): number {
+    const queue = this.ready.get(receiver);
+    if (!queue || queue.length === 0) return 0;
+    const settings = queue[0]!.settings;
+    const busy = this.inFlightBy.get(receiver) ?? 0;
+    const gate = this.gates.allowance(receiver, settings, busy, now);
+    if (!this.running || this.halt.signal.aborted || gate.probe || gate.limit === 0) {
+      void this.giveBack(receiver);
+      return 0;
+    }
+    const stale: ClaimedDelivery[] = [];
+    while (queue.length > 0 && now - queue[0]!.claimedAt > this.aheadWaitMs) stale.push(queue.shift()!.delivery);
+    if (stale.length > 0) void this.returnClaims(stale);
+    const free = Math.min(Math.min(settings.maxInFlight, this.fairShare) - busy, this.opts.maxInFlight - this.inFlight, gate.limit, queue.length);
+    if (free <= 0) return 0;
+    const starting = queue.splice(0, free);
+    if (queue.length === 0) this.ready.delete(receiver);
+    this.gates.started(receiver, starting.length, false, now);
+    for (const r of starting) this.track(r.delivery, r.settings, false);
+    return starting.length;
+  }
+
+  /** Gives back the deliveries claimed ahead for `receiver` (giveBackAll: for every receiver). */
+  private giveBack(receiver: string): Promise<void> {
+    const queue = this.ready.get(receiver);
+    this.ready.delete(receiver);
+    return queue && queue.length > 0 ? this.returnClaims(queue.map((r) => r.delivery)) : Promise.resolve();
+  }
+
+  private giveBackAll(): Promise<void> {
+    return Promise.all([...this.ready.keys()].map((r) => this.giveBack(r))).then(() => {});
+  }
+
+  private async returnClaims(claims: ClaimedDelivery[]): Promise<void> {
+    try {
+      await this.deps.store.releasePushClaims(claims);
+    } catch (err) {
+      // Their leases expire and they are sent then (the lease keeper); nothing is lost.
+      this.deps.logger.warn({ err, deliveries: claims.map((d) => d.id) }, 'could not give back push claims; they are sent once their leases expire');
+    }
+    this.wake();
+  }
+
+  private async deliver(d: ClaimedDelivery, settings: PushSettings, probe: boolean, release: () => void): Promise<void> {
     const startedAt = Date.now();
     const outcome = await this.attempt(d, settings);
     // Cut by abort(): not the receiver's failure; the lease is released by the caller.
     if (this.halt.signal.aborted && outcome.kind !== 'delivered') return;
     const latencyMs = Date.now() - startedAt;
     this.gates.finished(d.receiver, breakerSignal(outcome), probe, startedAt + latencyMs);
+    // The receiver has answered: its slot is free while the result is recorded (see the class comment).
+    release();
     const result = this.resultOf(d, settings, outcome, startedAt, latencyMs);
     let recorded: boolean | undefined;
     try {
-      [recorded] = await this.deps.store.recordPushResults([{ delivery: d, result }]);
+      recorded = settings.ordering === 'subject'
+        ? (await this.deps.store.recordPushResults([{ delivery: d, result }]))[0]
+        : await this.recordSoon(d, result);
     } catch (err) {
       if (!isStorageFault(err)) throw err;
       // The store cannot take it now (disk full, read-only): keep the result and record it as soon
@@ -309,6 +464,27 @@ export class PushDispatcher {
       return;
     }
     this.afterRecorded(d, result, recorded === true);
+  }
+
+  /** Queues a result for the next batch (see RECORD_WINDOW_MS); resolves true when it was recorded. */
+  private recordSoon(delivery: ClaimedDelivery, result: AttemptResult): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.toRecord.push({ delivery, result, resolve, reject });
+      if (this.toRecord.length >= RECORD_BATCH) this.flushRecords();
+      else this.recordTimer ??= setTimeout(() => this.flushRecords(), RECORD_WINDOW_MS);
+    });
+  }
+
+  /** Issues the waiting results' write now (synchronously: a write issued next is queued behind it). */
+  private flushRecords(): void {
+    if (this.recordTimer) clearTimeout(this.recordTimer);
+    this.recordTimer = null;
+    if (this.toRecord.length === 0) return;
+    const batch = this.toRecord.splice(0);
+    this.deps.store.recordPushResults(batch.map(({ delivery, result }) => ({ delivery, result }))).then(
+      (recorded) => batch.forEach((b, i) => b.resolve(recorded[i] === true)),
+      (err) => batch.forEach((b) => b.reject(err)),
+    );
   }
 
   private afterRecorded(d: ClaimedDelivery, result: AttemptResult, recorded: boolean): void {
@@ -323,6 +499,7 @@ export class PushDispatcher {
    * rescue of expired leases, is queued behind it. Results it still cannot record are kept.
    */
   retryUnrecorded(): Promise<void> {
+    this.flushRecords();
     if (this.unrecorded.length === 0) return Promise.resolve();
     const batch = this.unrecorded.splice(0);
     return this.deps.store.recordPushResults(batch).then((recorded) => {

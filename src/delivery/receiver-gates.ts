@@ -57,6 +57,12 @@ export class ReceiverGates {
     if (g) g.breaker = stepBreaker(g.breaker, { type: 'result', signal, probe, now }, this.breaker);
   }
 
+  /** The receiver's breaker is closed with no failure counted (a receiver never sent to is healthy). */
+  healthy(receiver: string): boolean {
+    const b = this.gates.get(receiver)?.breaker;
+    return !b || (b.state === 'closed' && b.consecutiveFailures === 0);
+  }
+
   states(now: number): BreakerView[] {
     return [...this.gates.entries()].map(([receiver, g]) => {
       const b = stepBreaker(g.breaker, { type: 'clock', now }, this.breaker);

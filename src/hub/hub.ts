@@ -75,7 +75,7 @@ export async function createHub(config: HubConfig, opts: { logger?: Logger } = {
   const auth = new Authenticator(store, config.adminKey);
   const guard = new TargetGuard(config.allowPrivateTargets);
   const metrics = new Metrics();
-  const admin = new AdminService(store, directory, router, auth, guard);
+  const admin = new AdminService(store, directory, router, auth, guard, join(config.storage.dataDir, 'imports'));
   const alerts = new DeadLetterAlerts(config.alerts, logger);
   const onDead = (d: DeliveryRecord, reason: string) => {
     metrics.deadLettered.inc({ receiver: d.receiver });

@@ -88,6 +88,15 @@ export interface Store {
    */
   upsertMeters(entries: MeterEntry[]): Promise<number>;
   /**
+   * Applies an import: each chunk upserted like upsertMeters, in order; returns the entries
+   * applied, calling `onChunk` with the running total after each chunk. PostgreSQL: one
+   * transaction on a connection of its own, so all or nothing (readers see the old registry
+   * until it commits). SQLite: one short transaction per chunk through the group commit, so
+   * other writes (ingest) go between chunks; a storage fault midway leaves the earlier chunks
+   * in (the caller validates everything first, so only a fault or a crash can stop it midway).
+   */
+  importMeters(chunks: AsyncIterable<MeterEntry[]>, onChunk?: (applied: number) => void): Promise<number>;
+  /**
    * Registry entries for a meter valid at `at` (validFrom <= at < validTo, null bounds open),
    * or all of them when `at` is null; by role, then validFrom.
    */
@@ -108,6 +117,10 @@ export interface Store {
    * pending or delivering, whatever its mode or due time; delivered and dead ones do not hold
    * later ones back. So at most one delivery per subject is in flight, and a subject's
    * deliveries are attempted in sequence order; other subjects are not held up.
+   *
+   * The one exception to "resolves once durable": a single-process store (SQLite) may commit a
+   * claim without an fsync, since at start it voids every push lease anyway
+   * (releaseAllPushLeases): a claim lost in a power cut leaves its delivery pending, sent again.
    */
   claimPush(receiver: string, limit: number, now: number, leaseUntil: number, token: string, ordered?: boolean): Promise<ClaimedDelivery[]>;
   /**
@@ -119,6 +132,14 @@ export interface Store {
    * `at + latencyMs`; a retry goes back to pending, due at its nextAttemptAt.
    */
   recordPushResults(results: Array<{ delivery: ClaimedDelivery; result: AttemptResult }>): Promise<boolean[]>;
+  /**
+   * Gives back claims that were never attempted (claimed ahead of a free slot, then not sent:
+   * the hub is stopping, or the receiver's breaker opened). Each delivery still leased under
+   * that claim's token goes back to pending, due when it was before the claim, with the claim's
+   * attempt uncounted (attempts − 1; no attempt row; lastAttemptAt keeps the claim's time).
+   * Others (rescued, released, recorded, claimed again) are left alone. Returns how many.
+   */
+  releasePushClaims(claims: ClaimedDelivery[]): Promise<number>;
   /** Earliest next-attempt time of any pending push delivery, or null. */
   nextPushDueAt(): Promise<number | null>;
 

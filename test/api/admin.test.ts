@@ -260,12 +260,12 @@ test('meters: CSV import counts rows, refuses a bad row with its line number, ch
   assert.deepEqual((await importCsv('meter,role,participant,validFrom,validTo\nNCDE001111,FRMP,RETAILER-C,2024-01-01,2025-01-01\n')).json, { imported: 1 });
   assert.equal((await inject(hub, 'GET', '/v1/admin/meters/NCDE001111', { key: ADMIN_KEY })).json.roles[0].participant, 'RETAILER-C');
 
-  // A bad row: 400 with its line number (in detail and as `line`); rows before it are kept.
+  // A bad row: 400 with its line number (in detail and as `line`); nothing of the file is imported.
   const bad = await importCsv('meter,role,participant,validFrom,validTo\nM-OK,FRMP,R1,,\nM-BAD,FR MP,R1,,\nM-AFTER,FRMP,R1,,\n');
   const p = assertProblem(bad, 400, 'invalid-csv');
   assert.equal(p.line, 3);
   assert.match(p.detail, /line 3/);
-  assert.equal((await inject(hub, 'GET', '/v1/admin/meters/M-OK', { key: ADMIN_KEY })).status, 200);
+  assertProblem(await inject(hub, 'GET', '/v1/admin/meters/M-OK', { key: ADMIN_KEY }), 404, 'not-found');
   assertProblem(await inject(hub, 'GET', '/v1/admin/meters/M-AFTER', { key: ADMIN_KEY }), 404, 'not-found');
 
   const rows: Array<[string, number, RegExp]> = [

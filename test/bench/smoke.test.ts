@@ -41,19 +41,32 @@ test('bench/run.ts --smoke runs the ingest and e2e scenarios and prints their JS
 
   const e2e = byName.get('e2e')!;
   assert.equal(e2e.ok, true, JSON.stringify(e2e.problems));
+  assert.ok(Array.isArray(e2e.rates) && e2e.rates.length >= 1, `e2e.rates = ${JSON.stringify(e2e.rates)}`);
   for (const side of ['hub', 'floor', 'direct']) {
-    const o = e2e[side].open;
-    for (const f of ['p50Ms', 'p99Ms', 'delivered']) positive(o[f], `e2e.${side}.open.${f}`);
-    assert.equal(o.missing, 0);
-    assert.equal(o.delivered, o.sent);
+    assert.equal(e2e[side].open.length, e2e.rates.length, `e2e.${side}.open: one phase per rate`);
+    e2e[side].open.forEach((o: Record<string, number>, i: number) => {
+      assert.equal(o.offeredPerSec, e2e.rates[i]);
+      for (const f of ['p50Ms', 'p99Ms', 'delivered']) positive(o[f], `e2e.${side}.open[${i}].${f}`);
+      assert.ok(o.p99Ms! >= o.p50Ms!);
+      assert.equal(o.missing, 0);
+      assert.equal(o.duplicates, 0);
+      assert.equal(o.delivered, o.sent);
+    });
   }
   for (const side of ['hub', 'floor']) {
-    const c = e2e[side].closed;
-    for (const f of ['deliveredPerSec', 'acceptedPerSec', 'allDeliveredPerSec', 'accepted']) positive(c[f], `e2e.${side}.closed.${f}`);
+    for (const [phase, fanout] of [['closed', 1], ['closedFanout3', 3]] as const) {
+      const c = e2e[side][phase];
+      assert.equal(c.fanout, fanout, `e2e.${side}.${phase}.fanout`);
+      for (const f of ['deliveredPerSec', 'deliveriesPerSec', 'acceptedPerSec', 'allDeliveredPerSec', 'accepted']) positive(c[f], `e2e.${side}.${phase}.${f}`);
+      assert.equal(c.duplicates, 0);
+      assert.ok(c.deliveriesPerSec >= c.deliveredPerSec * fanout, `e2e.${side}.${phase}: ${c.deliveriesPerSec} deliveries/s for ${c.deliveredPerSec} messages/s at fan-out ${fanout}`);
+      assert.ok(c.allDeliveredPerSec <= c.acceptedPerSec * 1.01, `e2e.${side}.${phase}: all delivered cannot beat accepted`);
+    }
   }
   // Human summaries too.
   assert.match(r.stdout, /^ingest — /m);
   assert.match(r.stdout, /^e2e — /m);
+  assert.match(r.stdout, /sustained throughput, fan-out 3/);
 });
 
 test('bench/run.ts refuses an unknown scenario', async () => {

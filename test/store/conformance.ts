@@ -651,6 +651,31 @@ export function runStoreConformance(name: string, open: OpenStore): void {
         assert.equal((await delivery(store, d.id)).attempts, 2);
       });
 
+      test('releasePushClaims gives back claims not attempted: pending, due as before, the attempt uncounted; stale claims are left alone', async (store) => {
+        const a = await oneDelivery(store, 'RETAILER-A', 'push', { receivedAt: T0 });
+        const b = await oneDelivery(store, 'RETAILER-A', 'push', { receivedAt: T0 + 1 });
+        const c = await oneDelivery(store, 'RETAILER-A', 'push', { receivedAt: T0 + 2 });
+        const [ca, cb, cc] = await store.claimPush('RETAILER-A', 3, T0 + 100, T0 + MIN, 'proc-1');
+        assert.deepEqual([ca!.id, cb!.id, cc!.id], [a.id, b.id, c.id]);
+        await store.recordPushResults([{ delivery: cc!, result: delivered(T0 + 100) }]);
+        const forged: ClaimedDelivery = { ...cb!, leaseToken: `${cb!.leaseToken}x` };
+        assert.equal(await store.releasePushClaims([ca!, forged, cc!]), 1, 'only the live claim is given back');
+        const ra = await delivery(store, a.id);
+        assert.equal(ra.state, 'pending');
+        assert.equal(ra.attempts, 0, 'the claim no longer counts as an attempt');
+        assert.equal(ra.leaseToken, null);
+        assert.equal(ra.leaseUntil, null);
+        assert.equal(ra.nextAttemptAt, T0, 'due when it was');
+        assert.deepEqual(await attemptsOf(store, a), [], 'no attempt row');
+        assert.equal((await delivery(store, b.id)).state, 'delivering', 'a wrong token gives back nothing');
+        assert.equal((await delivery(store, c.id)).state, 'delivered', 'a recorded claim is not given back');
+        assert.equal(await store.releasePushClaims([ca!]), 0, 'nothing twice');
+        assert.equal(await store.releasePushClaims([]), 0);
+        const [again] = await store.claimPush('RETAILER-A', 1, T0 + 200, T0 + MIN, 'proc-1');
+        assert.equal(again!.id, a.id, 'claimable again at once');
+        assert.equal(again!.attempts, 1);
+      });
+
       test('nextPushDueAt is the earliest pending push delivery\'s next attempt time', async (store) => {
         assert.equal(await store.nextPushDueAt(), null);
         await oneDelivery(store, 'RETAILER-A', 'pull', { receivedAt: T0 - 50 });

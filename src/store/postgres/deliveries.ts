@@ -143,6 +143,15 @@ export const recordPushBatch: Batchable<Array<{ delivery: ClaimedDelivery; resul
   },
 };
 
+/** Claims never attempted, back to pending as before the claim (attempts − 1, no attempt row); only those still leased under their token. */
+export async function releasePushClaims(client: pg.ClientBase, claims: ClaimedDelivery[]): Promise<number> {
+  if (claims.length === 0) return 0;
+  const r = await client.query({ name: 'meterhub_unclaim_push', text: `UPDATE deliveries d SET state = 'pending', attempts = d.attempts - 1, lease_until = NULL, lease_token = NULL
+    FROM unnest($1::bigint[], $2::text[]) AS x(id, token)
+    WHERE d.id = x.id AND d.lease_token = x.token AND d.state = 'delivering' AND d.mode = 'push'`, values: [claims.map((c) => c.id), claims.map((c) => c.leaseToken)] });
+  return r.rowCount ?? 0;
+}
+
 export async function nextPushDueAt(db: pg.Pool | pg.ClientBase): Promise<number | null> {
   const { rows } = await db.query<{ t: number | null }>({ name: 'meterhub_next_push_due', text: "SELECT min(next_attempt_at) AS t FROM deliveries WHERE mode = 'push' AND state = 'pending'" });
   return rows[0]?.t ?? null;

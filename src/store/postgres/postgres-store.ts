@@ -9,7 +9,7 @@ import type {
 } from '../types.ts';
 import * as dl from './dead-letters.ts';
 import * as dv from './deliveries.ts';
-import { mapError } from './errors.ts';
+import { isPgStorageFault, mapError } from './errors.ts';
 import { ingestBatch } from './ingest.ts';
 import { migrate } from './migrate.ts';
 import { searchMessages } from './message-search.ts';
@@ -274,6 +274,36 @@ export class PostgresStore implements Store {
     });
   }
 
+  /** One transaction on a connection of its own (not the group commit's): all or nothing. */
+  async importMeters(chunks: AsyncIterable<MeterEntry[]>, onChunk?: (applied: number) => void): Promise<number> {
+    if (this.closing) throw new StorageUnavailableError('the store is closed');
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw mapError(error);
+    }
+    let applied = 0;
+    let failure: unknown;
+    try {
+      await client.query('BEGIN');
+      for await (const chunk of chunks) {
+        await rg.upsertMeters(client, chunk);
+        applied += chunk.length;
+        onChunk?.(applied);
+      }
+      await client.query('COMMIT');
+      return applied;
+    } catch (error) {
+      failure = error;
+      await client.query('ROLLBACK').catch(() => {});
+      throw mapError(error);
+    } finally {
+      // A connection that failed mid-transaction is not given back to the pool.
+      client.release(failure !== undefined && isPgStorageFault(failure) ? (failure as Error) : undefined);
+    }
+  }
+
   getMeterEntries(meter: string, at: number | null): Promise<MeterEntry[]> {
     return this.read((db) => rg.getMeterEntries(db, meter, at));
   }
@@ -298,6 +328,10 @@ export class PostgresStore implements Store {
     // Every push attempt ends here, one call each: the calls of a group share one statement.
     if (results.length === 0 && !this.closing) return Promise.resolve([]);
     return this.writes.runBatched(dv.recordPushBatch, results).catch((error: unknown) => { throw mapError(error); });
+  }
+
+  releasePushClaims(claims: ClaimedDelivery[]): Promise<number> {
+    return this.write((c) => dv.releasePushClaims(c, claims));
   }
 
   nextPushDueAt(): Promise<number | null> {

@@ -121,15 +121,19 @@ export async function upsertMeters(client: pg.ClientBase, entries: MeterEntry[])
   for (const e of entries) byKey.set(JSON.stringify([e.meter, e.role, e.validFrom ?? 0]), e);
   const rows = [...byKey.values()];
   if (rows.length === 0) return;
-  await client.query(`INSERT INTO meters (meter, role, participant, valid_from, valid_to)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
-    ON CONFLICT (meter, role, valid_from) DO UPDATE SET participant = excluded.participant, valid_to = excluded.valid_to`,
-  [rows.map((e) => e.meter), rows.map((e) => e.role), rows.map((e) => e.participant), rows.map((e) => e.validFrom ?? 0), rows.map((e) => e.validTo)]);
+  await client.query({
+    name: 'meterhub_upsert_meters',
+    text: `INSERT INTO meters (meter, role, participant, valid_from, valid_to)
+      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+      ON CONFLICT (meter, role, valid_from) DO UPDATE SET participant = excluded.participant, valid_to = excluded.valid_to`,
+    values: [rows.map((e) => e.meter), rows.map((e) => e.role), rows.map((e) => e.participant), rows.map((e) => e.validFrom ?? 0), rows.map((e) => e.validTo)],
+  });
 }
 
 export async function getMeterEntries(db: Db, meter: string, at: number | null): Promise<MeterEntry[]> {
+  // Named (prepared once per connection): routing by role asks it for every message.
   const { rows } = at === null
-    ? await db.query<MeterRow>('SELECT * FROM meters WHERE meter = $1 ORDER BY role COLLATE "C", valid_from', [meter])
-    : await db.query<MeterRow>('SELECT * FROM meters WHERE meter = $1 AND valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2) ORDER BY role COLLATE "C", valid_from', [meter, at]);
+    ? await db.query<MeterRow>({ name: 'meterhub_meter_all', text: 'SELECT * FROM meters WHERE meter = $1 ORDER BY role COLLATE "C", valid_from', values: [meter] })
+    : await db.query<MeterRow>({ name: 'meterhub_meter_at', text: 'SELECT * FROM meters WHERE meter = $1 AND valid_from <= $2 AND (valid_to IS NULL OR valid_to > $2) ORDER BY role COLLATE "C", valid_from', values: [meter, at] });
   return rows.map(toMeter);
 }

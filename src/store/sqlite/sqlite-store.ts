@@ -12,12 +12,21 @@ import { WriteQueue } from './write-queue.ts';
 import { listDead, prepareDeadLetterStatements, redriveDead } from './dead-letters.ts';
 import { StatementCache, searchMessages } from './message-search.ts';
 import { prepareResendStatements, replayChunk, resend } from './resends.ts';
+import { getMeterEntries, prepareRegistryStatements, upsertMeters } from './registry.ts';
 import {
-  toAttempt, toDelivery, toKey, toMessage, toMeter, toParticipant,
-  type AttemptRow, type DeliveryRow, type KeyRow, type MessageRow, type MeterRow, type ParticipantRow,
+  toAttempt, toDelivery, toKey, toMessage, toParticipant,
+  type AttemptRow, type DeliveryRow, type KeyRow, type MessageRow, type ParticipantRow,
 } from './rows.ts';
 
 export { webhookIdFor };
+
+/**
+ * Claims (and claims given back) are committed without an fsync of their own. One process holds
+ * the file (the data-folder lock) and voids every push lease at start (releaseAllPushLeases), so
+ * a claim lost in a power cut changes nothing that start would not: its delivery is pending and
+ * sent again, as any in flight then. The result of an attempt stays durable.
+ */
+const NO_FSYNC = { durable: false } as const;
 
 /** The embedded store: one SQLite file, WAL, synchronous=FULL, writes group-committed. */
 export class SqliteStore implements Store {
@@ -27,6 +36,7 @@ export class SqliteStore implements Store {
   private readonly sql;
   private readonly dead;
   private readonly resends;
+  private readonly registry;
   private readonly queries: StatementCache;
 
   constructor(file: string) {
@@ -35,6 +45,7 @@ export class SqliteStore implements Store {
     this.sql = prepareStatements(this.db);
     this.dead = prepareDeadLetterStatements(this.db);
     this.resends = prepareResendStatements(this.db);
+    this.registry = prepareRegistryStatements(this.db);
     this.queries = new StatementCache(this.db);
   }
 
@@ -179,17 +190,21 @@ export class SqliteStore implements Store {
   }
 
   upsertMeters(entries: MeterEntry[]): Promise<number> {
-    return this.writes.run(() => {
-      for (const e of entries) {
-        this.sql.upsertMeter.run({ meter: e.meter, role: e.role, participant: e.participant, valid_from: e.validFrom ?? 0, valid_to: e.validTo });
-      }
-      return entries.length;
-    });
+    return this.writes.run(() => upsertMeters(this.registry, entries));
+  }
+
+  async importMeters(chunks: AsyncIterable<MeterEntry[]>, onChunk?: (applied: number) => void): Promise<number> {
+    let applied = 0;
+    // One write per chunk: awaiting each commit lets the ingest writes queued meanwhile go first.
+    for await (const chunk of chunks) {
+      applied += await this.writes.run(() => upsertMeters(this.registry, chunk));
+      onChunk?.(applied);
+    }
+    return applied;
   }
 
   async getMeterEntries(meter: string, at: number | null): Promise<MeterEntry[]> {
-    const rows = (at === null ? this.sql.meterAll.all(meter) : this.sql.meterAt.all(meter, at, at)) as MeterRow[];
-    return rows.map(toMeter);
+    return getMeterEntries(this.registry, meter, at);
   }
 
   // ---- push delivery ----
@@ -206,7 +221,7 @@ export class SqliteStore implements Store {
       // result from an earlier claim of the same delivery by the same process is recognised as stale.
       const rows = (ordered ? this.sql.claimPushOrdered : this.sql.claimPush).all({ receiver, limit: Math.floor(limit), now, lease_until: leaseUntil, token: `${token}.${randomBytes(9).toString('base64url')}` }) as DeliveryRow[];
       return rows.map(toDelivery).sort(bySequence) as ClaimedDelivery[];
-    });
+    }, NO_FSYNC);
   }
 
   recordPushResults(results: Array<{ delivery: ClaimedDelivery; result: AttemptResult }>): Promise<boolean[]> {
@@ -224,6 +239,10 @@ export class SqliteStore implements Store {
       if (recorded) this.sql.insertAttempt.run({ delivery_id: d.id, sequence: d.sequence, receiver: d.receiver, started_at: r.at, outcome, status: r.status, latency_ms: r.latencyMs, error });
       return recorded;
     }));
+  }
+
+  releasePushClaims(claims: ClaimedDelivery[]): Promise<number> {
+    return this.writes.run(() => claims.reduce((n, d) => n + this.sql.unclaimPush.run({ id: d.id, token: d.leaseToken }).changes, 0), NO_FSYNC);
   }
 
   async nextPushDueAt(): Promise<number | null> {
@@ -425,10 +444,6 @@ function prepareStatements(db: Database.Database) {
 
     latestRoutes: p('SELECT version, rules FROM routes ORDER BY version DESC LIMIT 1'),
     insertRoutes: p('INSERT INTO routes (rules, created_at) VALUES (?, ?) RETURNING version'),
-    upsertMeter: p(`INSERT INTO meters (meter, role, participant, valid_from, valid_to) VALUES (@meter, @role, @participant, @valid_from, @valid_to)
-      ON CONFLICT (meter, role, valid_from) DO UPDATE SET participant = excluded.participant, valid_to = excluded.valid_to`),
-    meterAll: p('SELECT * FROM meters WHERE meter = ? ORDER BY role, valid_from'),
-    meterAt: p('SELECT * FROM meters WHERE meter = ? AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?) ORDER BY role, valid_from'),
 
     // Skip-scan over the partial index: one probe per receiver, however deep its backlog.
     pushReceivers: p(`WITH RECURSIVE r(receiver) AS (
@@ -458,6 +473,8 @@ function prepareStatements(db: Database.Database) {
       WHERE id = @id AND lease_token = @token AND state = 'delivering'`),
     markDead: p(`UPDATE deliveries SET state = 'dead', dead_at = @at, last_status = @status, last_error = @error, lease_until = NULL, lease_token = NULL
       WHERE id = @id AND lease_token = @token AND state = 'delivering'`),
+    unclaimPush: p(`UPDATE deliveries SET state = 'pending', attempts = attempts - 1, lease_until = NULL, lease_token = NULL
+      WHERE id = @id AND lease_token = @token AND state = 'delivering' AND mode = 'push'`),
     nextPushDue: p("SELECT min(next_attempt_at) AS t FROM deliveries WHERE mode = 'push' AND state = 'pending'"),
 
     pullCandidates: p(`SELECT id, receives FROM deliveries WHERE mode = 'pull' AND state = 'pending' AND receiver = @receiver AND next_attempt_at <= @now
@@ -474,7 +491,9 @@ function prepareStatements(db: Database.Database) {
       WHERE lease_token = @token AND receiver = @receiver AND state = 'delivering' AND mode = 'pull' AND lease_until > @now RETURNING *`),
     nackPull: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = @next, last_error = 'nacked by receiver', lease_until = NULL, lease_token = NULL
       WHERE lease_token = @token AND receiver = @receiver AND state = 'delivering' AND mode = 'pull' AND lease_until > @now RETURNING *`),
-    expiredPull: p("SELECT * FROM deliveries WHERE state = 'delivering' AND mode = 'pull' AND lease_until <= ? ORDER BY id LIMIT 10000"),
+    // Ordered by lease_until so that SQLite reads the small deliveries_leased index: ORDER BY id
+    // made it scan the whole table (every delivery ever made) at every maintenance pass.
+    expiredPull: p("SELECT * FROM deliveries WHERE state = 'delivering' AND mode = 'pull' AND lease_until <= ? ORDER BY lease_until, id LIMIT 10000"),
     pullToDead: p(`UPDATE deliveries SET state = 'dead', dead_at = @now, last_error = @error, lease_until = NULL, lease_token = NULL
       WHERE id = @id AND state = 'delivering' RETURNING *`),
     pullToPending: p(`UPDATE deliveries SET state = 'pending', next_attempt_at = @now, last_error = @error, lease_until = NULL, lease_token = NULL
