@@ -94,8 +94,17 @@ export function makeReadOnly(dir: string): void {
   execFileSync('mount', ['-o', 'remount,bind,ro', dir]);
 }
 
+/**
+ * Lifts the read-only bind mount. A file the hub opened through it meanwhile (a body being read
+ * for a push, say) makes a plain umount answer EBUSY until it is closed; after a few tries the
+ * mount is detached lazily (umount -l): files open through it keep working, and every new open
+ * sees the writable folder below, which is what "the disk is writable again" means to the hub.
+ */
 export function makeWritable(dir: string): void {
-  execFileSync('umount', [dir]);
+  for (let i = 0; i < 20; i++) {
+    try { execFileSync('umount', [dir], { stdio: 'pipe' }); return; } catch { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100); }
+  }
+  execFileSync('umount', ['-l', dir]);
 }
 
 /** Body files left half-written in bodies/tmp (the readiness probe's file aside). */
