@@ -249,6 +249,10 @@ export class PushDispatcher {
     const { store, directory } = this.deps;
     // Until this pass is over, a freed slot calls for another.
     this.starved = true;
+    // Claims ahead that waited too long go back whether or not this pass gets to their receiver
+    // (a full hub-wide cap returns early, a pass may break before it): else they would sit
+    // `delivering` until their lease ran out and be rescued as lost attempts.
+    this.returnStaleAhead(Date.now());
     if (this.inFlight >= this.opts.maxInFlight || this.halt.signal.aborted) return 0;
     let starved = false;
     await this.retryUnrecorded();
@@ -275,7 +279,7 @@ export class PushDispatcher {
         await this.notPush(receiver, now);
         continue;
       }
-      started += this.startReady(receiver, now);
+      started += this.startReady(receiver, Date.now());
       const globalFree = this.opts.maxInFlight - this.inFlight;
       const busy = this.inFlightBy.get(receiver) ?? 0;
       const gate = this.gates.allowance(receiver, settings, busy, now);
@@ -292,14 +296,17 @@ export class PushDispatcher {
       const claimed = await store.claimPush(receiver, free + ahead, now, leaseUntil, this.token, settings.ordering === 'subject');
       // All it asked for: more may be due.
       if (claimed.length === free + ahead) starved = true;
-      const toStart = claimed.slice(0, free);
+      // Slots freed meanwhile may have been taken by other receivers' claims ahead (slotFreed):
+      // start no more than are free now, and queue the rest.
+      const freeNow = Math.max(0, Math.min(free, Math.min(settings.maxInFlight, fairShare) - (this.inFlightBy.get(receiver) ?? 0), this.opts.maxInFlight - this.inFlight));
+      const toStart = claimed.slice(0, freeNow);
       this.gates.started(receiver, toStart.length, gate.probe, now);
       for (const d of toStart) this.track(d, settings, gate.probe);
       started += toStart.length;
-      if (claimed.length > free) {
+      if (claimed.length > freeNow) {
         const queue = this.ready.get(receiver) ?? [];
         // Their leases run from `now`, so their wait does too.
-        for (const d of claimed.slice(free)) queue.push({ delivery: d, settings, claimedAt: now });
+        for (const d of claimed.slice(freeNow)) queue.push({ delivery: d, settings, claimedAt: now });
         this.ready.set(receiver, queue);
         // Slots may have freed while the claim committed.
         started += this.startReady(receiver, Date.now());
@@ -409,6 +416,10 @@ export class PushDispatcher {
     const stale: ClaimedDelivery[] = [];
     while (queue.length > 0 && now - queue[0]!.claimedAt > this.aheadWaitMs) stale.push(queue.shift()!.delivery);
     if (stale.length > 0) void this.returnClaims(stale);
+    if (queue.length === 0) {
+      this.ready.delete(receiver);
+      return 0;
+    }
     const free = Math.min(Math.min(settings.maxInFlight, this.fairShare) - busy, this.opts.maxInFlight - this.inFlight, gate.limit, queue.length);
     if (free <= 0) return 0;
     const starting = queue.splice(0, free);
@@ -416,6 +427,15 @@ export class PushDispatcher {
     this.gates.started(receiver, starting.length, false, now);
     for (const r of starting) this.track(r.delivery, r.settings, false);
     return starting.length;
+  }
+
+  private returnStaleAhead(now: number): void {
+    for (const [receiver, queue] of this.ready) {
+      const stale: ClaimedDelivery[] = [];
+      while (queue.length > 0 && now - queue[0]!.claimedAt > this.aheadWaitMs) stale.push(queue.shift()!.delivery);
+      if (queue.length === 0) this.ready.delete(receiver);
+      if (stale.length > 0) void this.returnClaims(stale);
+    }
   }
 
   /** Gives back the deliveries claimed ahead for `receiver` (giveBackAll: for every receiver). */

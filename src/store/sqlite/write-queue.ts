@@ -24,6 +24,7 @@ export class WriteQueue {
 
   constructor(private readonly db: Database.Database, private readonly maxGroup = 4096) {
     this.synchronous = db.pragma('synchronous', { simple: true }) as number;
+    this.level = this.synchronous;
   }
 
   run<T>(fn: () => T, opts: { durable?: boolean } = {}): Promise<T> {
@@ -52,14 +53,26 @@ export class WriteQueue {
   }
 
   private commitGroup(group: Op[]): void {
-    // The level can only change outside a transaction.
+    // The level can only change outside a transaction. Never throws: a pragma that fails fails
+    // the group (its promises settle), and a durable group never runs while the level is relaxed.
     const relaxed = this.synchronous > 1 && !group.some((op) => op.durable);
-    if (relaxed) this.db.pragma('synchronous = NORMAL');
     try {
-      if (!this.commitFast(group)) this.commitIsolated(group);
-    } finally {
-      if (relaxed) this.db.pragma(`synchronous = ${this.synchronous}`);
+      this.setLevel(relaxed ? 1 : this.synchronous);
+    } catch (error) {
+      this.failAll(group, error);
+      return;
     }
+    if (!this.commitFast(group)) this.commitIsolated(group);
+  }
+
+  /** synchronous level the connection is at now (the pragma is only sent when it changes). */
+  private level = -1;
+
+  private setLevel(level: number): void {
+    if (this.level === level) return;
+    this.level = -1; // unknown until the pragma returned
+    this.db.pragma(`synchronous = ${level}`);
+    this.level = level;
   }
 
   /** The whole group without savepoints; false (rolled back, nothing settled) when a write threw. */
