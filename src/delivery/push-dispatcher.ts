@@ -136,6 +136,9 @@ export class PushDispatcher {
     this.running = false;
     this.timer?.cancel();
     this.timer = null;
+    // A pass under way may still start sends (and claim ahead): let it end first, so that
+    // every send it started is waited for below and every claim ahead is given back.
+    await this.current;
     await this.giveBackAll();
     await Promise.allSettled([...this.sends]);
     // What still cannot be recorded is sent again after the restart (its lease is released then).
@@ -206,8 +209,17 @@ export class PushDispatcher {
     }
   }
 
-  private async loop(): Promise<void> {
-    if (this.ticking) { this.again = true; return; }
+  /** The passes running now (loop), awaited by stop() so that no send starts after it looked. */
+  private current: Promise<void> | null = null;
+
+  private loop(): Promise<void> {
+    if (this.ticking) { this.again = true; return this.current ?? Promise.resolve(); }
+    const passes = this.passes().finally(() => { if (this.current === passes) this.current = null; });
+    this.current = passes;
+    return passes;
+  }
+
+  private async passes(): Promise<void> {
     this.ticking = true;
     try {
       do {
