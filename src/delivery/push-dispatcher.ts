@@ -515,7 +515,18 @@ export class PushDispatcher {
     const batch = this.toRecord.splice(0);
     this.deps.store.recordPushResults(batch.map(({ delivery, result }) => ({ delivery, result }))).then(
       (recorded) => batch.forEach((b, i) => b.resolve(recorded[i] === true)),
-      (err) => batch.forEach((b) => b.reject(err)),
+      (err) => {
+        if (isStorageFault(err) || batch.length === 1) {
+          batch.forEach((b) => b.reject(err));
+          return;
+        }
+        // Not the storage: one result the store refused must not fail the others of its batch
+        // (they would be sent again once their leases expire). The batch was rolled back as a
+        // whole, so each is recorded again on its own.
+        for (const b of batch) {
+          this.deps.store.recordPushResults([{ delivery: b.delivery, result: b.result }]).then((r) => b.resolve(r[0] === true), b.reject);
+        }
+      },
     );
   }
 
