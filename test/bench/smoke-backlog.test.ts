@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { runBench } from './run-bench.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * The backlog scenario in smoke mode (~2,000 deliveries piled up for a receiver that is down,
@@ -11,24 +9,14 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  * targets are not checked here (smoke figures mean nothing).
  */
 test('bench/run.ts --smoke backlog piles up deliveries for a down receiver, then drains them all', { timeout: 90_000 }, async () => {
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', 'backlog'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c; });
-    child.stderr.on('data', (c: Buffer) => { stderr += c; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 80_000);
-    child.once('error', reject);
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-  const output = `${r.stdout}\n${r.stderr}`;
+  const r = await runBench(['--smoke', 'backlog'], 80_000);
+  const { output, positive } = r;
   assert.equal(r.code, 0, output);
 
-  const line = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>).find((l) => l.scenario === 'backlog');
+  const line = r.json.find((l) => l.scenario === 'backlog');
   assert.ok(line, output);
   assert.equal(line.ok, true, JSON.stringify(line.problems));
   assert.equal(line.smoke, true);
-  const positive = (v: unknown, what: string) => assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what} = ${v}\n${output}`);
 
   assert.ok(line.stored >= line.backlog, `stored ${line.stored} < backlog ${line.backlog}`);
   assert.ok(line.ingest.steps.length >= 1);

@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { runBench } from './run-bench.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * The large-payload benchmark in smoke mode (a 2 MiB binary body and a 1 MiB JSON body): it must
@@ -11,25 +9,15 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  * floor, and print sane figures. No timing or memory targets here.
  */
 test('bench/run.ts --smoke large delivers both bodies exactly through the hub and the floor, with sane figures', { timeout: 60_000 }, async () => {
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', 'large'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c; });
-    child.stderr.on('data', (c: Buffer) => { stderr += c; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 55_000);
-    child.once('error', reject);
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-  const output = `${r.stdout}\n${r.stderr}`;
+  const r = await runBench(['--smoke', 'large'], 55_000);
+  const { output, positive } = r;
   assert.equal(r.code, 0, output);
-  const json = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>);
+  const json = r.json;
   assert.equal(json.length, 1, output);
   const large = json[0]!;
   assert.equal(large.scenario, 'large');
   assert.equal(large.ok, true, JSON.stringify(large.problems));
   assert.equal(large.smoke, true);
-  const positive = (v: unknown, what: string) => assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what} = ${v}\n${output}`);
   for (const side of ['hub', 'floor'] as const) {
     assert.deepEqual(large[side].map((f: any) => f.kind), ['binary', 'json']);
     for (const f of large[side]) {

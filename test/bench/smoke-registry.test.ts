@@ -1,33 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { runBench } from './run-bench.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * The registry benchmark in smoke mode (20,000 rows): it must run through the real CLI and hub,
  * and print sane figures with no problems. Its PostgreSQL part runs when the server answers.
  */
 test('bench/run.ts --smoke registry imports through the CLI and times the routing lookups', { timeout: 150_000 }, async () => {
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', 'registry'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c; });
-    child.stderr.on('data', (c: Buffer) => { stderr += c; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 140_000);
-    child.once('error', reject);
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-  const output = `${r.stdout}\n${r.stderr}`;
+  const r = await runBench(['--smoke', 'registry'], 140_000);
+  const { output, positive } = r;
   assert.equal(r.code, 0, output);
-  const json = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>).find((l) => l.scenario === 'registry');
+  const json = r.json.find((l) => l.scenario === 'registry');
   assert.ok(json, output);
   assert.equal(json.ok, true, JSON.stringify(json.problems));
   assert.equal(json.smoke, true);
   assert.equal(json.rows, 20_000);
-  const positive = (v: unknown, what: string) => assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what} = ${v}\n${output}`);
   const imp = json.sqlite.import;
   for (const f of ['rowsPerSec', 'seconds', 'fileMiB', 'hubPeakRssMiB']) positive(imp[f], `sqlite.import.${f}`);
   assert.equal(imp.rows, 20_000);

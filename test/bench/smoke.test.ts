@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { runBench } from './run-bench.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * The benchmarks in smoke mode (tiny sizes): they must run, and print sane figures. The
@@ -11,23 +9,13 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  * about 17 s on a quiet 2-core box (`npm run bench -- --smoke postgres` runs it).
  */
 test('bench/run.ts --smoke runs the ingest and e2e scenarios and prints their JSON lines with positive figures', { timeout: 90_000 }, async () => {
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', 'ingest', 'e2e'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c; });
-    child.stderr.on('data', (c: Buffer) => { stderr += c; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 80_000);
-    child.once('error', reject);
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-  const output = `${r.stdout}\n${r.stderr}`;
+  const r = await runBench(['--smoke', 'ingest', 'e2e'], 80_000);
+  const { output, positive } = r;
   assert.equal(r.code, 0, output);
 
-  const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>);
+  const lines = r.json;
   const byName = new Map(lines.map((l) => [l.scenario as string, l]));
   assert.deepEqual([...byName.keys()].sort(), ['e2e', 'ingest'], output);
-  const positive = (v: unknown, what: string) => assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what} = ${v}\n${output}`);
 
   const ingest = byName.get('ingest')!;
   assert.equal(ingest.ok, true, JSON.stringify(ingest.problems));
@@ -70,9 +58,6 @@ test('bench/run.ts --smoke runs the ingest and e2e scenarios and prints their JS
 });
 
 test('bench/run.ts refuses an unknown scenario', async () => {
-  const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', 'no-such-scenario'], { cwd: ROOT, stdio: 'ignore' });
-    child.once('close', resolve);
-  });
+  const { code } = await runBench(['--smoke', 'no-such-scenario'], 30_000);
   assert.equal(code, 2);
 });
