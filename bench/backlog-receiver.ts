@@ -11,7 +11,7 @@
  * Prints `receiver listening on <url>` when ready.
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveReceiver } from './lib/receiver-process.ts';
 
 const prefix = process.env.RECEIVER_ID_PREFIX ?? '';
 const seen = new Uint8Array(Number(process.env.RECEIVER_CAPACITY ?? 4_000_000));
@@ -66,11 +66,4 @@ const server = createServer((req, res) => {
     res.end();
   });
 });
-server.keepAliveTimeout = 60_000;
-server.listen(Number(process.env.RECEIVER_PORT ?? 0), '127.0.0.1', () => {
-  const { port } = server.address() as AddressInfo;
-  process.stdout.write(`receiver listening on http://127.0.0.1:${port}\n`);
-});
-const stop = () => { server.closeAllConnections(); server.close(() => process.exit(0)); };
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveReceiver(server, Number(process.env.RECEIVER_PORT ?? 0));

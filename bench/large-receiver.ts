@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveReceiver } from './lib/receiver-process.ts';
 
 interface Received { size: number; sha256: string; firstByteUs: number; endUs: number; count: number }
 const received = new Map<string, Received>();
@@ -54,12 +54,5 @@ const server = createServer((req, res) => {
     res.end();
   });
 });
-server.keepAliveTimeout = 60_000;
 server.requestTimeout = 0;
-server.listen(0, '127.0.0.1', () => {
-  const { port } = server.address() as AddressInfo;
-  process.stdout.write(`receiver listening on http://127.0.0.1:${port}\n`);
-});
-const stop = () => { server.closeAllConnections(); server.close(() => process.exit(0)); };
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveReceiver(server, 0);

@@ -9,7 +9,7 @@
  * Prints `receiver listening on <url>` when ready. Env RECEIVER_PORT (0 = any).
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveReceiver } from './lib/receiver-process.ts';
 
 let ids: string[] = [];
 let times: number[] = [];
@@ -53,11 +53,4 @@ const server = createServer((req, res) => {
     res.end();
   });
 });
-server.keepAliveTimeout = 60_000;
-server.listen(Number(process.env.RECEIVER_PORT ?? 0), '127.0.0.1', () => {
-  const { port } = server.address() as AddressInfo;
-  process.stdout.write(`receiver listening on http://127.0.0.1:${port}\n`);
-});
-const stop = () => { server.closeAllConnections(); server.close(() => process.exit(0)); };
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveReceiver(server, Number(process.env.RECEIVER_PORT ?? 0));
