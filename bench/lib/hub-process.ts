@@ -27,6 +27,8 @@ export function mergeIfSupported(config: Record<string, unknown>, patch: Record<
 /** The benchmarks measure what the hub can do: its per-key ingest rate limit is lifted. */
 export function benchHubSettings(config: Record<string, unknown>): Record<string, unknown> {
   mergeIfSupported(config, { server: { ingestRateLimit: { eventsPerSecond: null } } });
+  // BENCH_SQLITE_WRITES=main|worker: where the embedded store commits (storage.sqliteWrites).
+  if (process.env.BENCH_SQLITE_WRITES) mergeIfSupported(config, { storage: { sqliteWrites: process.env.BENCH_SQLITE_WRITES } });
   return config;
 }
 

@@ -85,6 +85,11 @@ export const hubConfigSchema = z.strictObject({
     dataDir: z.string().default('./data'),
     /** postgres:// URL; unset means the embedded SQLite file under dataDir. */
     databaseUrl: z.string().nullable().default(null),
+    /**
+     * Embedded store only: `worker` commits in a worker thread (the event loop never waits for an
+     * fsync; reads stay on the main thread), `main` commits on the event loop (one thread).
+     */
+    sqliteWrites: z.enum(['worker', 'main']).default('worker'),
     /** Bodies up to this size live in the database; larger ones in the body store (`bodies`). */
     inlineBodyMaxBytes: z.number().int().min(0).max(16 * 1024 * 1024).default(256 * 1024),
     /** Where bodies over inlineBodyMaxBytes are kept: see src/archive/body-store.ts and docs/configuration.md. */

@@ -19,6 +19,7 @@ import { Router } from '../routing/router.ts';
 import { isPostgresUrl } from '../store/postgres/pool.ts';
 import { PostgresStore } from '../store/postgres/postgres-store.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import { ThreadedSqliteStore } from '../store/sqlite/threaded-sqlite-store.ts';
 import type { Store } from '../store/store.ts';
 import type { DeliveryRecord } from '../store/types.ts';
 import { Metrics } from './metrics.ts';
@@ -51,6 +52,10 @@ export interface Hub {
   stop(): Promise<void>;
 }
 
+async function openSqliteStore(file: string, writes: 'worker' | 'main'): Promise<Store> {
+  return writes === 'worker' ? ThreadedSqliteStore.open(file) : new SqliteStore(file);
+}
+
 export async function createHub(config: HubConfig, opts: { logger?: Logger } = {}): Promise<Hub> {
   const logger = opts.logger ?? pino({ level: process.env.METERHUB_LOG_LEVEL ?? 'info' });
   const databaseUrl = config.storage.databaseUrl || null;
@@ -58,7 +63,7 @@ export async function createHub(config: HubConfig, opts: { logger?: Logger } = {
   mkdirSync(config.storage.dataDir, { recursive: true });
   const lock = DataDirLock.acquire(config.storage.dataDir);
   const store: Store = databaseUrl === null
-    ? new SqliteStore(join(config.storage.dataDir, 'meterhub.db'))
+    ? await openSqliteStore(join(config.storage.dataDir, 'meterhub.db'), config.storage.sqliteWrites).catch((e: unknown) => { lock.release(); throw e; })
     : await PostgresStore.open(databaseUrl).catch((e: unknown) => { lock.release(); throw e; });
   const bodies = createBodyStore(config.storage);
   try {

@@ -5,9 +5,26 @@ import { fileURLToPath } from 'node:url';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 
+export interface OpenOptions {
+  /**
+   * A second connection that only reads, beside the one that writes (ThreadedSqliteStore): the
+   * file is migrated already, and its page cache is smaller (what it reads is mostly recent).
+   */
+  reader?: boolean;
+}
+
 /** Opens the SQLite file with the durability settings the hub's promises rest on. */
-export function openDatabase(file: string): Database.Database {
+export function openDatabase(file: string, opts: OpenOptions = {}): Database.Database {
   const db = new Database(file);
+  if (opts.reader) {
+    db.pragma('busy_timeout = 5000');
+    db.pragma('cache_size = -16384');
+    if (db.pragma('journal_mode', { simple: true }) !== 'wal') {
+      db.close();
+      throw new Error(`${file} is not in WAL mode: a reader connection would block the writer`);
+    }
+    return db;
+  }
   db.pragma('journal_mode = WAL');
   // FULL: every commit fsyncs the WAL, so an acknowledged message survives a power cut.
   db.pragma('synchronous = FULL');

@@ -7,7 +7,7 @@ import type {
   RedriveSelector, RedrivenDelivery, ReplayChunk, ReplayChunkResult, RouteRule, StoredReceiver,
 } from '../types.ts';
 import { webhookIdFor } from '../webhook-id.ts';
-import { openDatabase } from './database.ts';
+import { openDatabase, type OpenOptions } from './database.ts';
 import { WriteQueue } from './write-queue.ts';
 import { listDead, prepareDeadLetterStatements, redriveDead } from './dead-letters.ts';
 import { StatementCache, searchMessages } from './message-search.ts';
@@ -39,8 +39,9 @@ export class SqliteStore implements Store {
   private readonly registry;
   private readonly queries: StatementCache;
 
-  constructor(file: string) {
-    this.db = openDatabase(file);
+  /** `reader`: a connection for the read methods only (see ThreadedSqliteStore); it never migrates. */
+  constructor(file: string, opts: OpenOptions = {}) {
+    this.db = openDatabase(file, opts);
     this.writes = new WriteQueue(this.db);
     this.sql = prepareStatements(this.db);
     this.dead = prepareDeadLetterStatements(this.db);
@@ -337,6 +338,11 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** Receivers with pull leases expired at `now` (what expirePullLeases will ask maxReceivesFor about). */
+  expiredPullReceivers(now: number): string[] {
+    return (this.sql.expiredPullReceivers.all(now) as Array<{ receiver: string }>).map((r) => r.receiver);
+  }
+
   releaseAllPushLeases(now: number): Promise<number> {
     return this.writes.run(() => {
       const rows = this.sql.releasePushLeases.all(now) as DeliveryRow[];
@@ -493,6 +499,7 @@ function prepareStatements(db: Database.Database) {
       WHERE lease_token = @token AND receiver = @receiver AND state = 'delivering' AND mode = 'pull' AND lease_until > @now RETURNING *`),
     // Ordered by lease_until so that SQLite reads the small deliveries_leased index: ORDER BY id
     // made it scan the whole table (every delivery ever made) at every maintenance pass.
+    expiredPullReceivers: p("SELECT DISTINCT receiver FROM deliveries WHERE state = 'delivering' AND mode = 'pull' AND lease_until <= ?"),
     expiredPull: p("SELECT * FROM deliveries WHERE state = 'delivering' AND mode = 'pull' AND lease_until <= ? ORDER BY lease_until, id LIMIT 10000"),
     pullToDead: p(`UPDATE deliveries SET state = 'dead', dead_at = @now, last_error = @error, lease_until = NULL, lease_token = NULL
       WHERE id = @id AND state = 'delivering' RETURNING *`),

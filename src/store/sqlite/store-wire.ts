@@ -1,0 +1,12 @@
+/** What ThreadedSqliteStore and its worker (store-worker.ts) send each other. */
+
+export interface WorkerInit { file: string }
+
+/** [call id, Store method, its arguments]. */
+export type WireCall = [number, string, unknown[]];
+
+/** An error, as the worker saw it: `fault` is isStorageFault's verdict there. */
+export interface WireError { name: string; message: string; code?: string; fault: boolean }
+
+/** [call id, true, value] or [call id, false, error]. */
+export type WireReply = [number, true, unknown] | [number, false, WireError];
