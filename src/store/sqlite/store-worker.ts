@@ -2,14 +2,14 @@
  * The writing half of ThreadedSqliteStore, in a worker thread: the SqliteStore that owns the
  * file (migrations, the write queue, every commit and its fsync), so that neither the SQLite
  * work of a write nor its fsync runs on the hub's event loop. Calls arrive in batches (one
- * postMessage per turn of the main thread); their answers go back in batches too, one per turn
- * here, which is one group commit's worth.
+ * postMessage per turn of the main thread); their answers go back in batches too, one per group
+ * commit, as soon as it is done.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isStorageFault } from '../storage-error.ts';
 import type { DeliveryRecord, NewMessage } from '../types.ts';
 import { SqliteStore } from './sqlite-store.ts';
-import type { WireCall, WireError, WireReply, WorkerInit } from './store-wire.ts';
+import type { WireCall, WireError, WireIngestResult, WireReply, WorkerInit } from './store-wire.ts';
 
 const port = parentPort!;
 const { file } = workerData as WorkerInit;
@@ -39,9 +39,11 @@ function asBuffer(u: Uint8Array): Buffer {
 }
 
 const methods: Record<string, (...args: any[]) => Promise<unknown>> = {
-  commitMessages: (messages: NewMessage[]) => {
+  async commitMessages(messages: NewMessage[]) {
     for (const m of messages) if (m.inlineBody) m.inlineBody = asBuffer(m.inlineBody);
-    return store.commitMessages(messages);
+    const results = await store.commitMessages(messages);
+    // The caller has the accepted message's fields already: only what the commit added goes back.
+    return results.map((r): WireIngestResult => r.kind === 'accepted' ? ['accepted', r.message.sequence, r.receivers] : r);
   },
   async leasePull(receiver: string, max: number, now: number, leaseUntil: number, maxReceives: number, ordered: boolean) {
     const dead: DeliveryRecord[] = [];
@@ -65,7 +67,8 @@ function reply(r: WireReply): void {
   replies.push(r);
   if (!flushing) {
     flushing = true;
-    setImmediate(() => {
+    // After the reactions already queued: a group's answers, resolved together, go together.
+    queueMicrotask(() => {
       flushing = false;
       const batch = replies;
       replies = [];

@@ -7,7 +7,7 @@ import type {
   RedriveSelector, RedrivenDelivery, ReplayChunk, ReplayChunkResult, RouteRule, StoredReceiver,
 } from '../types.ts';
 import { SqliteStore } from './sqlite-store.ts';
-import type { WireCall, WireError, WireReply, WorkerInit } from './store-wire.ts';
+import type { WireCall, WireError, WireIngestResult, WireReply, WorkerInit } from './store-wire.ts';
 
 const BOOT = new URL('./store-worker-boot.mjs', import.meta.url);
 
@@ -145,7 +145,7 @@ export class ThreadedSqliteStore implements Store {
 
   // ---- writes: in the worker ----
 
-  commitMessages(messages: NewMessage[]): Promise<IngestResult[]> {
+  async commitMessages(messages: NewMessage[]): Promise<IngestResult[]> {
     // A body is often a view into a larger buffer (a batch request, Node's buffer pool), and a
     // structured clone would copy all of that: each goes over as a copy of its own bytes, moved.
     const transfer: ArrayBuffer[] = [];
@@ -156,7 +156,16 @@ export class ThreadedSqliteStore implements Store {
       transfer.push(copy.buffer);
       return { ...m, inlineBody: copy };
     });
-    return this.call('commitMessages', [wire], transfer);
+    const results = await this.call<WireIngestResult[]>('commitMessages', [wire], transfer);
+    return results.map((r, i): IngestResult => {
+      if (!Array.isArray(r)) return r;
+      const m = messages[i]!;
+      const message: MessageRecord = {
+        sequence: r[1], source: m.source, id: m.id, type: m.type, subject: m.subject, time: m.time, attributes: m.attributes,
+        contentType: m.contentType, size: m.size, sha256: m.sha256, fingerprint: m.fingerprint, receivedAt: m.receivedAt, body: m.body,
+      };
+      return { kind: 'accepted', message, receivers: r[2] };
+    });
   }
   upsertParticipant(id: string, name: string, receiver: StoredReceiver | null, now: number): Promise<{ created: boolean; record: ParticipantRecord }> {
     return this.call('upsertParticipant', [id, name, receiver, now]);
