@@ -11,6 +11,12 @@ export interface OpenOptions {
    * file is migrated already, and its page cache is smaller (what it reads is mostly recent).
    */
   reader?: boolean;
+  /**
+   * Page cache of this connection, MiB (default 64; a reader 4). The store's threads each have a
+   * connection of their own, so the two caches add up: what they hold is mostly in the OS page
+   * cache anyway, and RSS is what a 1M-delivery backlog measures (BENCHMARKS.md, backlog).
+   */
+  cacheMiB?: number;
 }
 
 /** Opens the SQLite file with the durability settings the hub's promises rest on. */
@@ -18,7 +24,7 @@ export function openDatabase(file: string, opts: OpenOptions = {}): Database.Dat
   const db = new Database(file);
   if (opts.reader) {
     db.pragma('busy_timeout = 5000');
-    db.pragma('cache_size = -16384');
+    db.pragma(`cache_size = -${Math.round((opts.cacheMiB ?? 4) * 1024)}`);
     if (db.pragma('journal_mode', { simple: true }) !== 'wal') {
       db.close();
       throw new Error(`${file} is not in WAL mode: a reader connection would block the writer`);
@@ -30,7 +36,7 @@ export function openDatabase(file: string, opts: OpenOptions = {}): Database.Dat
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = OFF');
-  db.pragma('cache_size = -65536');
+  db.pragma(`cache_size = -${Math.round((opts.cacheMiB ?? 64) * 1024)}`);
   db.pragma('wal_autocheckpoint = 4000');
   try {
     migrate(db);

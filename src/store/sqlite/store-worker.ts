@@ -26,7 +26,8 @@ function wireError(error: unknown): WireError {
 
 let opened: SqliteStore | null = null;
 try {
-  opened = new SqliteStore(file);
+  // Half the single-thread store's cache: the reading connection on the main thread has its own.
+  opened = new SqliteStore(file, { cacheMiB: 32 });
 } catch (error) {
   // Said to the opener, which stops this thread; not thrown, which would be a second report.
   port.postMessage({ type: 'failed', error: wireError(error) });
