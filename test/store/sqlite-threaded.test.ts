@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { ThreadedSqliteStore } from '../../src/store/sqlite/threaded-sqlite-store.ts';
 import { StorageUnavailableError, isStorageFault } from '../../src/store/storage-error.ts';
 import type { KeyRecord, NewMessage } from '../../src/store/types.ts';
@@ -59,6 +60,24 @@ describe('ThreadedSqliteStore (the thread split)', () => {
     assert.ok(Buffer.isBuffer(stored));
     assert.equal(stored!.toString(), 'HELLO');
     assert.equal(view.toString(), 'HELLO', 'the caller\'s buffer is left as it was');
+  }));
+
+  it('a message just accepted reads back (from the recent messages) exactly as SQLite has it', () => withStore(async (store, file) => {
+    const accepted = await store.commitMessages([message('recent-1', Buffer.from('{"v":1}')), { ...message('recent-2', Buffer.alloc(0)), time: '2026-01-01T00:00:00Z' }]);
+    const fromFile = new SqliteStore(file, { reader: true });
+    try {
+      for (const r of accepted) {
+        assert.equal(r.kind, 'accepted');
+        const seq = r.message.sequence;
+        assert.deepEqual(await store.getMessage(seq), await fromFile.getMessage(seq), `message ${seq}`);
+        assert.deepEqual(await store.readInlineBody(seq), await fromFile.readInlineBody(seq), `body of ${seq}`);
+      }
+      const first = (await store.getMessage(accepted[0]!.message.sequence))!;
+      first.subject = 'changed by a caller';
+      assert.equal((await store.getMessage(accepted[0]!.message.sequence))!.subject, 'NMI1', 'each caller gets its own copy');
+    } finally {
+      await fromFile.close();
+    }
   }));
 
   it('a bad write fails alone, as the same kind of error, and the others of its turn commit', () => withStore(async (store) => {

@@ -6,10 +6,12 @@ import type {
   IngestResult, KeyRecord, MessageRecord, MessageSearch, MeterEntry, NewMessage, ParticipantRecord,
   RedriveSelector, RedrivenDelivery, ReplayChunk, ReplayChunkResult, RouteRule, StoredReceiver,
 } from '../types.ts';
+import { RecentMessages } from './recent-messages.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { WireCall, WireError, WireIngestResult, WireReply, WorkerInit } from './store-wire.ts';
 
 const BOOT = new URL('./store-worker-boot.mjs', import.meta.url);
+const EMPTY = Buffer.alloc(0);
 
 interface Pending { resolve: (v: any) => void; reject: (e: unknown) => void }
 
@@ -32,7 +34,8 @@ function toError(e: WireError): Error {
  * resolved sees it). So the hub's event loop never runs a commit or waits for an fsync, and the
  * SQLite work of writes runs on the other core. Same contract as SqliteStore (the same
  * conformance suite runs on both); calls issued in one turn of the event loop cross in one
- * message and are committed in one group.
+ * message and are committed in one group. The messages accepted last are kept here too
+ * (RecentMessages), so pushing them reads nothing from SQLite.
  */
 export class ThreadedSqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -44,6 +47,8 @@ export class ThreadedSqliteStore implements Store {
   /** Why writes are refused (closed, or the worker stopped), or null while it runs. */
   private refusal: string | null = null;
   private closing: Promise<void> | null = null;
+  /** What a push of a message just accepted reads (its record and body), without SQLite. */
+  private readonly recent = new RecentMessages();
 
   private constructor(private readonly worker: Worker, private readonly reader: SqliteStore) {
     worker.on('message', (m: { type: string; replies?: WireReply[] }) => {
@@ -164,6 +169,7 @@ export class ThreadedSqliteStore implements Store {
         sequence: r[1], source: m.source, id: m.id, type: m.type, subject: m.subject, time: m.time, attributes: m.attributes,
         contentType: m.contentType, size: m.size, sha256: m.sha256, fingerprint: m.fingerprint, receivedAt: m.receivedAt, body: m.body,
       };
+      if (m.body.kind === 'inline') this.recent.add(message, m.inlineBody ?? EMPTY);
       return { kind: 'accepted', message, receivers: r[2] };
     });
   }
@@ -213,9 +219,15 @@ export class ThreadedSqliteStore implements Store {
 
   // ---- reads: here, on the reading connection ----
 
-  getMessage(sequence: number): Promise<MessageRecord | null> { return this.reader.getMessage(sequence); }
+  getMessage(sequence: number): Promise<MessageRecord | null> {
+    const recent = this.recent.message(sequence);
+    return recent ? Promise.resolve(recent) : this.reader.getMessage(sequence);
+  }
   findMessage(source: string, id: string): Promise<MessageRecord | null> { return this.reader.findMessage(source, id); }
-  readInlineBody(sequence: number): Promise<Buffer | null> { return this.reader.readInlineBody(sequence); }
+  readInlineBody(sequence: number): Promise<Buffer | null> {
+    const recent = this.recent.body(sequence);
+    return recent ? Promise.resolve(recent) : this.reader.readInlineBody(sequence);
+  }
   getDeliveries(sequence: number): Promise<DeliveryRecord[]> { return this.reader.getDeliveries(sequence); }
   getAttempts(sequence: number): Promise<AttemptRecord[]> { return this.reader.getAttempts(sequence); }
   getDelivery(id: number): Promise<DeliveryRecord | null> { return this.reader.getDelivery(id); }
