@@ -71,6 +71,8 @@ export async function operationsRoutes(app: FastifyInstance, opts: { hub: Hub })
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async () => {
     if (lifecycle.draining) throw new HubError('shutting-down', 'the hub is shutting down', { retryAfterSeconds: SHUTDOWN_RETRY_AFTER_SECONDS });
+    const refusal = hub.store.writeRefusal?.() ?? null;
+    if (refusal) throw new HubError('storage-unavailable', `the store takes no writes: ${refusal}`, { retryAfterSeconds: 5 });
     const fault = await probe.check();
     if (fault) throw new HubError('storage-unavailable', `the hub cannot write its data: ${fault}`, { retryAfterSeconds: 5 });
     try {

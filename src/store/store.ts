@@ -18,6 +18,12 @@ export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Commits the writes already issued, then closes; later writes reject with StorageUnavailableError. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Why every write would be refused now without being tried (the store's writer has stopped:
+   * ThreadedSqliteStore's worker thread), or null. /readyz reports it. Optional: a store whose
+   * writes can only fail by trying does not have it.
+   */
+  writeRefusal?(): string | null;
 
   // ingest
   /**

@@ -101,6 +101,8 @@ export class ThreadedSqliteStore implements Store {
     return this.closing;
   }
 
+  writeRefusal(): string | null { return this.refusal; }
+
   private stopped(why: string): void {
     if (this.refusal === null) this.refusal = why;
     const err = new StorageUnavailableError(this.refusal);
