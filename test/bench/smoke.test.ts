@@ -47,7 +47,8 @@ test('bench/run.ts --smoke runs the ingest and e2e scenarios and prints their JS
       assert.equal(c.fanout, fanout, `e2e.${side}.${phase}.fanout`);
       for (const f of ['deliveredPerSec', 'deliveriesPerSec', 'acceptedPerSec', 'allDeliveredPerSec', 'accepted']) positive(c[f], `e2e.${side}.${phase}.${f}`);
       assert.equal(c.duplicates, 0);
-      assert.ok(c.deliveriesPerSec >= c.deliveredPerSec * fanout, `e2e.${side}.${phase}: ${c.deliveriesPerSec} deliveries/s for ${c.deliveredPerSec} messages/s at fan-out ${fanout}`);
+      // Both rates are rounded to whole numbers: 747 messages/s × 3 may be 2,240 deliveries/s.
+      assert.ok(c.deliveriesPerSec >= c.deliveredPerSec * fanout - fanout, `e2e.${side}.${phase}: ${c.deliveriesPerSec} deliveries/s for ${c.deliveredPerSec} messages/s at fan-out ${fanout}`);
       assert.ok(c.allDeliveredPerSec <= c.acceptedPerSec * 1.01, `e2e.${side}.${phase}: all delivered cannot beat accepted`);
     }
   }
