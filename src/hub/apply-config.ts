@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { AdminService } from '../admin/admin-service.ts';
 import type { HubConfig } from '../config/hub-config.ts';
@@ -18,7 +18,16 @@ export async function applyConfigFile(config: HubConfig, deps: { store: Store; a
   }
   if (config.routes) await admin.setRoutes(config.routes);
   for (const file of config.meters) {
-    const n = await admin.importMeters(createReadStream(file));
+    // Opened first: a stream of a missing file would emit its error while nobody listens yet.
+    const handle = await open(file, 'r').catch((e: NodeJS.ErrnoException) => {
+      throw new Error(`the registry file '${file}' (config meters) cannot be read: ${e.code ?? e.message}`);
+    });
+    let n: number;
+    try {
+      n = await admin.importMeters(handle.createReadStream());
+    } finally {
+      await handle.close().catch(() => {});
+    }
     logger.info({ file, imported: n }, 'meter registry imported');
   }
   if (config.adminKey) return { source: process.env.METERHUB_ADMIN_KEY ? 'environment' : 'config', generated: null };

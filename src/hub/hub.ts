@@ -124,10 +124,20 @@ export async function createHub(config: HubConfig, opts: { logger?: Logger } = {
 
   // The embedded store has one process (the lock says so): leases left by a killed process are void.
   // Not on PostgreSQL: other hubs sharing it hold live leases; a dead hub's leases expire and the lease keeper rescues them.
-  if (store.kind === 'sqlite') await store.releaseAllPushLeases(Date.now());
-  const adminKey = await applyConfigFile(config, { store, admin, logger });
-  await directory.reload();
-  await router.reload();
+  let adminKey: Awaited<ReturnType<typeof applyConfigFile>>;
+  try {
+    if (store.kind === 'sqlite') await store.releaseAllPushLeases(Date.now());
+    adminKey = await applyConfigFile(config, { store, admin, logger });
+    await directory.reload();
+    await router.reload();
+  } catch (e) {
+    // A hub that does not start must not keep its store open (the store's thread would keep the process alive) or its lock.
+    await alerts.stop().catch(() => {});
+    await store.close().catch(() => {});
+    await bodies.close().catch(() => {});
+    lock.release();
+    throw e;
+  }
 
   let started = false;
   let stopped = false;

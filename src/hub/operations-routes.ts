@@ -68,7 +68,12 @@ export async function operationsRoutes(app: FastifyInstance, opts: { hub: Hub })
   ].filter((f) => existsSync(f));
   const probe = new WriteProbe(folders);
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  // Not alive once the store's writer has stopped: it does not come back without a restart.
+  app.get('/healthz', async () => {
+    const refusal = lifecycle.draining ? null : hub.store.writeRefusal?.() ?? null;
+    if (refusal) throw new HubError('storage-unavailable', `the store takes no writes until the hub is restarted: ${refusal}`, { retryAfterSeconds: 5 });
+    return { status: 'ok' };
+  });
   app.get('/readyz', async () => {
     if (lifecycle.draining) throw new HubError('shutting-down', 'the hub is shutting down', { retryAfterSeconds: SHUTDOWN_RETRY_AFTER_SECONDS });
     const refusal = hub.store.writeRefusal?.() ?? null;

@@ -1,8 +1,8 @@
 /**
  * The embedded store's worker thread (storage.sqliteWrites: worker) stops under a running hub,
  * as if it had crashed: every write issued to it ends as 503 with Retry-After (never a 202 it did
- * not commit, never a request left hanging), /readyz says why, reads keep working, and what was
- * acknowledged before is still there.
+ * not commit, never a request left hanging), /readyz and /healthz say why (only a restart brings
+ * the writer back), reads keep working, and what was acknowledged before is still there.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,6 +36,8 @@ test('a store worker that stops: writes answer 503 + Retry-After, /readyz not re
       assert.ok(Number(r.headers['retry-after']) >= 1);
     }
     assert.equal(after.status, 503, 'nothing is accepted once the writer is gone');
+    const alive = await hub.api('GET', '/healthz');
+    assert.equal(alive.status, 503, 'not alive: only a restart brings the writer back');
     const ready = await hub.api('GET', '/readyz');
     assert.equal(ready.status, 503);
     assert.match(ready.json.detail, /worker thread/);
@@ -45,5 +47,21 @@ test('a store worker that stops: writes answer 503 + Retry-After, /readyz not re
     assert.equal(status.json.id, 'before');
   } finally {
     await hub.close();
+  }
+});
+
+test('a hub that fails to start (a registry file that is not there) closes its store and frees its data folder', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dataDir = mkdtempSync(join(tmpdir(), 'meterhub-failed-start-'));
+  try {
+    await assert.rejects(startTestHub({ meters: [join(dataDir, 'missing.csv')] }, { dataDir }), /missing\.csv|ENOENT/);
+    // The lock is free and the file is closed: the same folder starts.
+    const hub = await startTestHub({}, { dataDir });
+    assert.equal((await hub.api('GET', '/readyz')).status, 200);
+    await hub.close();
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
   }
 });

@@ -92,6 +92,8 @@ function run(call: WireCall): void {
   result.then((value) => reply([id, true, value]), (error) => reply([id, false, wireError(error)]));
 }
 
+// A batch that cannot be read is answered by nobody: stop, and the main thread refuses what was in flight.
+port.on('messageerror', () => process.exit(1));
 port.on('message', (m: { type: 'calls'; calls: WireCall[] } | { type: 'close' }) => {
   if (m.type === 'calls') {
     for (const call of m.calls) run(call);

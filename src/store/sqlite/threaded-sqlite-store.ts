@@ -54,8 +54,14 @@ export class ThreadedSqliteStore implements Store {
     worker.on('message', (m: { type: string; replies?: WireReply[] }) => {
       if (m.type === 'replies') for (const r of m.replies!) this.settle(r);
     });
-    worker.on('error', (error) => this.stopped(`the store's worker thread failed: ${error.message}`));
+    // On 'error' the thread's last answers may still be on their way (they arrive before 'exit'):
+    // new writes are refused at once, those in flight only once it has exited.
+    worker.on('error', (error) => { this.refusal ??= `the store's worker thread failed: ${error.message}`; });
     worker.on('exit', (code) => this.stopped(`the store's worker thread exited (code ${code})`));
+    worker.on('messageerror', (error) => {
+      this.refusal ??= `an answer of the store's worker thread could not be read: ${error.message}`;
+      void worker.terminate();
+    });
   }
 
   /** Starts the worker (which opens and migrates the file), then opens the reading connection. */
@@ -228,7 +234,8 @@ export class ThreadedSqliteStore implements Store {
   findMessage(source: string, id: string): Promise<MessageRecord | null> { return this.reader.findMessage(source, id); }
   readInlineBody(sequence: number): Promise<Buffer | null> {
     const recent = this.recent.body(sequence);
-    return recent ? Promise.resolve(recent) : this.reader.readInlineBody(sequence);
+    // A copy, as SQLite would give: a caller may change the bytes it is given.
+    return recent ? Promise.resolve(Buffer.from(recent)) : this.reader.readInlineBody(sequence);
   }
   getDeliveries(sequence: number): Promise<DeliveryRecord[]> { return this.reader.getDeliveries(sequence); }
   getAttempts(sequence: number): Promise<AttemptRecord[]> { return this.reader.getAttempts(sequence); }
