@@ -27,7 +27,8 @@ export interface BenchSettings {
   cpuProfDir: string | null;
 }
 
-function num(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+/** A positive number from the environment, `fallback` when unset or empty; anything else is refused. */
+export function positiveSetting(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
@@ -38,23 +39,23 @@ function num(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
 function nums(env: NodeJS.ProcessEnv, name: string, fallback: number[]): number[] {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
-  return raw.split(',').map((part) => num({ [name]: part.trim() }, name, 0));
+  return raw.split(',').map((part) => positiveSetting({ [name]: part.trim() }, name, 0));
 }
 
 export function settingsFrom(env: NodeJS.ProcessEnv, smoke: boolean): BenchSettings {
-  const seconds = num(env, 'BENCH_SECONDS', smoke ? 1 : 10);
+  const seconds = positiveSetting(env, 'BENCH_SECONDS', smoke ? 1 : 10);
   const rates = nums(env, 'BENCH_RATE', smoke ? [200] : [1000, 5000]);
   return {
     smoke,
     seconds,
-    warmupSeconds: num(env, 'BENCH_WARMUP_SECONDS', smoke ? 0.5 : 3),
-    connections: Math.round(num(env, 'BENCH_CONNECTIONS', 50)),
-    bodyBytes: Math.round(num(env, 'BENCH_BODY_BYTES', 1024)),
+    warmupSeconds: positiveSetting(env, 'BENCH_WARMUP_SECONDS', smoke ? 0.5 : 3),
+    connections: Math.round(positiveSetting(env, 'BENCH_CONNECTIONS', 50)),
+    bodyBytes: Math.round(positiveSetting(env, 'BENCH_BODY_BYTES', 1024)),
     rate: rates[0]!,
     rates,
-    openSeconds: num(env, 'BENCH_OPEN_SECONDS', seconds),
-    pushInFlight: Math.round(num(env, 'BENCH_PUSH_INFLIGHT', 16)),
-    drainSeconds: num(env, 'BENCH_DRAIN_SECONDS', smoke ? 15 : 120),
+    openSeconds: positiveSetting(env, 'BENCH_OPEN_SECONDS', seconds),
+    pushInFlight: Math.round(positiveSetting(env, 'BENCH_PUSH_INFLIGHT', 16)),
+    drainSeconds: positiveSetting(env, 'BENCH_DRAIN_SECONDS', smoke ? 15 : 120),
     cpuProfDir: env.BENCH_CPU_PROF ? env.BENCH_CPU_PROF : null,
   };
 }

@@ -11,7 +11,6 @@
  * BENCH_BREAKER_MAX_COOLDOWN_MS (a lower cap on the breaker's probe interval than the default 10 min).
  */
 import Database from 'better-sqlite3';
-import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -23,7 +22,8 @@ import { eventTemplate, idMaker } from '../lib/event.ts';
 import { deliveryCounts, mergeIfSupported, startHubProcess, type HubProcess } from '../lib/hub-process.ts';
 import { closedLoop } from '../lib/load.ts';
 import { SENDER, SENDER_KEY, ingestHeaders, unexpectedStatuses, type Scenario } from '../lib/scenario.ts';
-import type { BenchSettings } from '../lib/settings.ts';
+import { freePort } from '../lib/ports.ts';
+import { positiveSetting, type BenchSettings } from '../lib/settings.ts';
 import { cpuSecondsOf, cpuUsPer, fmtRate, nowUs, round } from '../lib/stats.ts';
 
 const PUSH = 'BENCH-PUSH';
@@ -35,11 +35,7 @@ const TARGET_DRAIN_PER_SEC = 5_000;
 interface Sizes { backlog: number; stepSeconds: number; warmupSeconds: number; drainSeconds: number; keepDir: string | null; maxCooldownMs: number | null }
 
 function sizesFrom(s: BenchSettings, env: NodeJS.ProcessEnv): Sizes {
-  const num = (name: string, fallback: number) => {
-    const n = Number(env[name] ?? fallback);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got '${env[name]}'`);
-    return n;
-  };
+  const num = (name: string, fallback: number) => positiveSetting(env, name, fallback);
   const backlog = Math.round(num('BENCH_BACKLOG', s.smoke ? 2_000 : 1_000_000));
   return {
     backlog,
@@ -51,18 +47,6 @@ function sizesFrom(s: BenchSettings, env: NodeJS.ProcessEnv): Sizes {
     keepDir: env.BENCH_BACKLOG_KEEP || null,
     maxCooldownMs: env.BENCH_BREAKER_MAX_COOLDOWN_MS ? Math.round(num('BENCH_BREAKER_MAX_COOLDOWN_MS', 1)) : null,
   };
-}
-
-/** A loopback port nothing listens on now (the receiver's, before it is up). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function hubConfig(receiverUrl: string, maxInFlight: number, smoke: boolean, maxCooldownMs: number | null): Record<string, unknown> {

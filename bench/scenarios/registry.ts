@@ -34,7 +34,7 @@ import { BENCH_EVENT_TYPE, BENCH_SUBJECT, eventTemplate, idMaker } from '../lib/
 import { ADMIN_KEY, deliveryCounts, startHubProcess, type HubProcess } from '../lib/hub-process.ts';
 import { closedLoop, openLoop } from '../lib/load.ts';
 import { SENDER, SENDER_KEY, ingestHeaders, unexpectedStatuses, type Scenario } from '../lib/scenario.ts';
-import type { BenchSettings } from '../lib/settings.ts';
+import { positiveSetting, type BenchSettings } from '../lib/settings.ts';
 import { cpuSecondsOf, fmtMs, fmtRate, nowUs, percentile, round } from '../lib/stats.ts';
 import { benchDatabaseUrl } from './postgres.ts';
 
@@ -46,12 +46,7 @@ const PROBE_TYPE = 'bench.registry.probe';
 const EVENT_TIME = Date.parse('2024-01-01T00:00:00+10:00');
 const BASELINE_METERS = 1_000;
 
-function num(name: string, fallback: number): number {
-  const raw = process.env[name];
-  const n = raw === undefined || raw === '' ? fallback : Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got '${raw}'`);
-  return n;
-}
+const num = (name: string, fallback: number) => positiveSetting(process.env, name, fallback);
 
 /** The i-th benchmark NMI: 'QB', 8 digits, and the AEMO checksum digit (11 characters). */
 export function benchNmi(i: number): string {

@@ -425,13 +425,8 @@ export class PushDispatcher {
       void this.giveBack(receiver);
       return 0;
     }
-    const stale: ClaimedDelivery[] = [];
-    while (queue.length > 0 && now - queue[0]!.claimedAt > this.aheadWaitMs) stale.push(queue.shift()!.delivery);
-    if (stale.length > 0) void this.returnClaims(stale);
-    if (queue.length === 0) {
-      this.ready.delete(receiver);
-      return 0;
-    }
+    this.dropStale(receiver, queue, now);
+    if (queue.length === 0) return 0;
     const free = Math.min(Math.min(settings.maxInFlight, this.fairShare) - busy, this.opts.maxInFlight - this.inFlight, gate.limit, queue.length);
     if (free <= 0) return 0;
     const starting = queue.splice(0, free);
@@ -442,12 +437,15 @@ export class PushDispatcher {
   }
 
   private returnStaleAhead(now: number): void {
-    for (const [receiver, queue] of this.ready) {
-      const stale: ClaimedDelivery[] = [];
-      while (queue.length > 0 && now - queue[0]!.claimedAt > this.aheadWaitMs) stale.push(queue.shift()!.delivery);
-      if (queue.length === 0) this.ready.delete(receiver);
-      if (stale.length > 0) void this.returnClaims(stale);
-    }
+    for (const [receiver, queue] of this.ready) this.dropStale(receiver, queue, now);
+  }
+
+  /** Gives back the claims at the front of `receiver`'s queue that waited longer than aheadWaitMs; forgets the queue once empty. */
+  private dropStale(receiver: string, queue: ReadyDelivery[], now: number): void {
+    const stale: ClaimedDelivery[] = [];
+    while (queue.length > 0 && now - queue[0]!.claimedAt > this.aheadWaitMs) stale.push(queue.shift()!.delivery);
+    if (queue.length === 0) this.ready.delete(receiver);
+    if (stale.length > 0) void this.returnClaims(stale);
   }
 
   /** Gives back the deliveries claimed ahead for `receiver` (giveBackAll: for every receiver). */

@@ -52,8 +52,10 @@ export interface Hub {
   stop(): Promise<void>;
 }
 
-async function openSqliteStore(file: string, writes: 'worker' | 'main'): Promise<Store> {
-  return writes === 'worker' ? ThreadedSqliteStore.open(file) : new SqliteStore(file);
+async function openStore(storage: HubConfig['storage'], databaseUrl: string | null): Promise<Store> {
+  if (databaseUrl !== null) return PostgresStore.open(databaseUrl);
+  const file = join(storage.dataDir, 'meterhub.db');
+  return storage.sqliteWrites === 'worker' ? ThreadedSqliteStore.open(file) : new SqliteStore(file);
 }
 
 export async function createHub(config: HubConfig, opts: { logger?: Logger } = {}): Promise<Hub> {
@@ -62,18 +64,16 @@ export async function createHub(config: HubConfig, opts: { logger?: Logger } = {
   if (databaseUrl !== null && !isPostgresUrl(databaseUrl)) throw new Error('storage.databaseUrl (METERHUB_DATABASE_URL) must be a postgres:// or postgresql:// URL; unset it to use the embedded store');
   mkdirSync(config.storage.dataDir, { recursive: true });
   const lock = DataDirLock.acquire(config.storage.dataDir);
-  const store: Store = databaseUrl === null
-    ? await openSqliteStore(join(config.storage.dataDir, 'meterhub.db'), config.storage.sqliteWrites).catch((e: unknown) => { lock.release(); throw e; })
-    : await PostgresStore.open(databaseUrl).catch((e: unknown) => { lock.release(); throw e; });
+  const store = await openStore(config.storage, databaseUrl).catch((e: unknown) => { lock.release(); throw e; });
   const bodies = createBodyStore(config.storage);
-  try {
-    await bodies.init();
-  } catch (e) {
+  /** A hub that does not start frees what it took: its store (whose thread would keep the process alive), its body store, its lock. */
+  const abandon = async (e: unknown): Promise<never> => {
     await bodies.close().catch(() => {});
-    await store.close();
+    await store.close().catch(() => {});
     lock.release();
     throw e;
-  }
+  };
+  await bodies.init().catch(abandon);
   const archive = new Archive(store, bodies);
   const directory = new ParticipantDirectory(store);
   const router = new Router(store, directory, config.validateSubject);
@@ -131,12 +131,8 @@ export async function createHub(config: HubConfig, opts: { logger?: Logger } = {
     await directory.reload();
     await router.reload();
   } catch (e) {
-    // A hub that does not start must not keep its store open (the store's thread would keep the process alive) or its lock.
     await alerts.stop().catch(() => {});
-    await store.close().catch(() => {});
-    await bodies.close().catch(() => {});
-    lock.release();
-    throw e;
+    return abandon(e);
   }
 
   let started = false;

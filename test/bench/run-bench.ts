@@ -13,6 +13,8 @@ export interface BenchRun {
   json: Array<Record<string, any>>;
   /** Asserts that `v` is a finite number above 0, naming it and showing the output otherwise. */
   positive(v: unknown, what: string): void;
+  /** The JSON line of scenario `name`, asserted present and `ok` (its problems shown otherwise). */
+  scenario(name: string): Record<string, any>;
 }
 
 /**
@@ -31,11 +33,18 @@ export async function runBench(args: string[], killAfterMs: number): Promise<Ben
     child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
   });
   const output = `${r.stdout}\n${r.stderr}`;
+  const json = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>);
   return {
     code: r.code,
     stdout: r.stdout,
     output,
-    json: r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>),
+    json,
     positive: (v, what) => assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what} = ${v}\n${output}`),
+    scenario(name) {
+      const line = json.find((l) => l.scenario === name);
+      assert.ok(line, `no JSON line for scenario '${name}'\n${output}`);
+      assert.equal(line.ok, true, JSON.stringify(line.problems));
+      return line;
+    },
   };
 }

@@ -11,9 +11,7 @@ test('bench/run.ts --smoke registry imports through the CLI and times the routin
   const r = await runBench(['--smoke', 'registry'], 140_000);
   const { output, positive } = r;
   assert.equal(r.code, 0, output);
-  const json = r.json.find((l) => l.scenario === 'registry');
-  assert.ok(json, output);
-  assert.equal(json.ok, true, JSON.stringify(json.problems));
+  const json = r.scenario('registry');
   assert.equal(json.smoke, true);
   assert.equal(json.rows, 20_000);
   const imp = json.sqlite.import;

@@ -28,3 +28,16 @@ export function getMeterEntries(sql: RegistryStatements, meter: string, at: numb
   const rows = (at === null ? sql.meterAll.all({ meter }) : sql.meterAt.all({ meter, at })) as MeterRow[];
   return rows.map(toMeter);
 }
+
+/**
+ * An import on the embedded store: each chunk one upsertMeters write (one short transaction
+ * through the group commit, so the ingest writes queued meanwhile go between chunks).
+ */
+export async function importInChunks(upsert: (chunk: MeterEntry[]) => Promise<number>, chunks: AsyncIterable<MeterEntry[]>, onChunk?: (applied: number) => void): Promise<number> {
+  let applied = 0;
+  for await (const chunk of chunks) {
+    applied += await upsert(chunk);
+    onChunk?.(applied);
+  }
+  return applied;
+}

@@ -12,7 +12,7 @@ import { WriteQueue } from './write-queue.ts';
 import { listDead, prepareDeadLetterStatements, redriveDead } from './dead-letters.ts';
 import { StatementCache, searchMessages } from './message-search.ts';
 import { prepareResendStatements, replayChunk, resend } from './resends.ts';
-import { getMeterEntries, prepareRegistryStatements, upsertMeters } from './registry.ts';
+import { getMeterEntries, importInChunks, prepareRegistryStatements, upsertMeters } from './registry.ts';
 import {
   toAttempt, toDelivery, toKey, toMessage, toParticipant,
   type AttemptRow, type DeliveryRow, type KeyRow, type MessageRow, type ParticipantRow,
@@ -194,14 +194,8 @@ export class SqliteStore implements Store {
     return this.writes.run(() => upsertMeters(this.registry, entries));
   }
 
-  async importMeters(chunks: AsyncIterable<MeterEntry[]>, onChunk?: (applied: number) => void): Promise<number> {
-    let applied = 0;
-    // One write per chunk: awaiting each commit lets the ingest writes queued meanwhile go first.
-    for await (const chunk of chunks) {
-      applied += await this.writes.run(() => upsertMeters(this.registry, chunk));
-      onChunk?.(applied);
-    }
-    return applied;
+  importMeters(chunks: AsyncIterable<MeterEntry[]>, onChunk?: (applied: number) => void): Promise<number> {
+    return importInChunks((chunk) => this.upsertMeters(chunk), chunks, onChunk);
   }
 
   async getMeterEntries(meter: string, at: number | null): Promise<MeterEntry[]> {

@@ -7,6 +7,7 @@ import type {
   RedriveSelector, RedrivenDelivery, ReplayChunk, ReplayChunkResult, RouteRule, StoredReceiver,
 } from '../types.ts';
 import { RecentMessages } from './recent-messages.ts';
+import { importInChunks } from './registry.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { WireCall, WireError, WireIngestResult, WireReply, WorkerInit } from './store-wire.ts';
 
@@ -189,14 +190,8 @@ export class ThreadedSqliteStore implements Store {
   revokeKey(participant: string | null, keyId: string, now: number): Promise<boolean> { return this.call('revokeKey', [participant, keyId, now]); }
   setRoutes(rules: RouteRule[], now: number): Promise<number> { return this.call('setRoutes', [rules, now]); }
   upsertMeters(entries: MeterEntry[]): Promise<number> { return this.call('upsertMeters', [entries]); }
-  async importMeters(chunks: AsyncIterable<MeterEntry[]>, onChunk?: (applied: number) => void): Promise<number> {
-    // As SqliteStore: one write (one short transaction) per chunk, other writes going between.
-    let applied = 0;
-    for await (const chunk of chunks) {
-      applied += await this.upsertMeters(chunk);
-      onChunk?.(applied);
-    }
-    return applied;
+  importMeters(chunks: AsyncIterable<MeterEntry[]>, onChunk?: (applied: number) => void): Promise<number> {
+    return importInChunks((chunk) => this.upsertMeters(chunk), chunks, onChunk);
   }
   claimPush(receiver: string, limit: number, now: number, leaseUntil: number, token: string, ordered = false): Promise<ClaimedDelivery[]> {
     return this.call('claimPush', [receiver, limit, now, leaseUntil, token, ordered]);
